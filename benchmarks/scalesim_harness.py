@@ -1,0 +1,122 @@
+"""Run SCALE-Sim v3 (PyPI ``scalesim==3.0.0``) on GEMMs, in a virtualenv of its own.
+
+SCALE-Sim 3.0.0 fails under numpy 2 (``int()`` of a one-element array in its memory model), so the
+harness installs it with ``numpy<2`` into ``$SASIM_SCALESIM_VENV`` (default
+``~/.cache/sasim/scalesim-venv``) the first time it is asked to, and runs it there. Weight
+stationary dataflow, CALC bandwidth mode (no stalls), no sparsity.
+
+Orientation: SCALE-Sim maps the reduction dimension K to the array height and the N outputs to
+its width; sasim's array has outputs on rows and groups (K) on columns. So sasim's ``R x C`` array
+is SCALE-Sim's ``ArrayHeight = C``, ``ArrayWidth = R``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import venv
+from pathlib import Path
+
+VENV = Path(os.environ.get("SASIM_SCALESIM_VENV", Path.home() / ".cache" / "sasim" / "scalesim-venv"))
+
+_CONFIG = """[general]
+run_name = sasim_compare
+
+[architecture_presets]
+ArrayHeight: {height}
+ArrayWidth: {width}
+IfmapSramSzkB: 65536
+FilterSramSzkB: 65536
+OfmapSramSzkB: 65536
+IfmapOffset: 0
+FilterOffset: 100000000
+OfmapOffset: 200000000
+Bandwidth: 10
+Dataflow: ws
+MemoryBanks: 1
+ReadRequestBuffer: 32
+WriteRequestBuffer: 32
+
+[layout]
+IfmapCustomLayout: False
+IfmapSRAMBankBandwidth: 10
+IfmapSRAMBankNum: 10
+IfmapSRAMBankPort: 2
+FilterCustomLayout: False
+FilterSRAMBankBandwidth: 10
+FilterSRAMBankNum: 10
+FilterSRAMBankPort: 2
+
+[sparsity]
+SparsitySupport: false
+SparseRep: ellpack_block
+OptimizedMapping: false
+BlockSize: 8
+RandomNumberGeneratorSeed: 40
+
+[run_presets]
+InterfaceBandwidth: CALC
+UseRamulatorTrace: False
+"""
+
+_RUNNER = r"""
+import glob, json, sys, time
+from scalesim.scale_sim import scalesim
+cfg, topo, layout, out = sys.argv[1:5]
+t = time.time()
+s = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo, layout=layout, input_type_gemm=True)
+s.run_scale(top_path=out)
+seconds = time.time() - t
+rows = []
+for path in glob.glob(out + '/**/COMPUTE_REPORT.csv', recursive=True):
+    lines = [l for l in open(path).read().splitlines() if l.strip()]
+    for line in lines[1:]:
+        rows.append([x.strip() for x in line.split(',') if x.strip()])
+print(json.dumps({"rows": rows, "seconds": seconds}))
+"""
+
+
+def ensure_scalesim() -> Path:
+    """Create the SCALE-Sim virtualenv if needed; return its python."""
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        venv.create(VENV, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "numpy<2", "scalesim==3.0.0"], check=True)
+    return python
+
+
+def scalesim_total_cycles(gemms, rows: int, cols: int) -> tuple[list[int], float]:
+    """SCALE-Sim's weight-stationary ``Total Cycles`` for each ``(M, N, K)`` on sasim's ``rows x cols`` array.
+
+    Returns
+    -------
+    cycles : list of int
+        One per GEMM, in order.
+    seconds : float
+        SCALE-Sim's own wall time for all of them.
+    """
+    python = ensure_scalesim()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "cfg.cfg").write_text(_CONFIG.format(height=cols, width=rows))
+        topo = ["Layer, M, N, K,"] + [f"g{i}, {m}, {n}, {k}," for i, (m, n, k) in enumerate(gemms)]
+        (tmp / "topo.csv").write_text("\n".join(topo) + "\n")
+        layout = ["header"] + [f"g{i}, 1,1,1,1,1,1, 0,1,2, 0,1,2, 0,1,2,3, 0,1,2,3," for i in range(len(gemms))]
+        (tmp / "layout.csv").write_text("\n".join(layout) + "\n")
+        (tmp / "run.py").write_text(_RUNNER)
+        proc = subprocess.run([str(python), str(tmp / "run.py"), str(tmp / "cfg.cfg"), str(tmp / "topo.csv"),
+                               str(tmp / "layout.csv"), str(tmp / "out")], capture_output=True, text=True, cwd=tmp)
+        if proc.returncode != 0:
+            raise RuntimeError(f"SCALE-Sim failed:\n{proc.stderr[-2000:]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    cycles = [int(row[2]) for row in sorted(result["rows"], key=lambda r: int(r[0]))]
+    return cycles, result["seconds"]
+
+
+if __name__ == "__main__":
+    cases = [tuple(int(v) for v in arg.split(",")) for arg in sys.argv[3:]]
+    print(scalesim_total_cycles(cases, int(sys.argv[1]), int(sys.argv[2])))

@@ -1,0 +1,1 @@
+"""Column combining: grouping policies, conflict rules, and the packed form."""

@@ -1,0 +1,189 @@
+"""The hardware configuration schema (version 1) and its loading.
+
+Three steps, as in ZigZag/Stream: parse the YAML (duplicate keys are errors), validate the raw dict
+against a strict pydantic schema (unknown keys, wrong types and impossible values are all reported
+at once, each with its field path), and hand only the typed :class:`HardwareConfig` to the rest of
+sasim. Every field is documented in ``docs/hwconfig.md`` and in its ``description`` below.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sasim.errors import SasimError
+from sasim.hw.yaml_loader import load_yaml
+
+SCHEMA_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ArrayConfig(_Strict):
+    rows: int = Field(gt=0, le=65536, description="R: PE rows; array row r computes one output (row of the packed matrix)")
+    cols: int = Field(gt=0, le=65536, description="C: PE columns; array column c holds one group (combined column)")
+    mux_fanin: int = Field(gt=0, le=256, description="input lanes per column and multiplexer inputs per PE; alpha must not exceed it")
+    dataflow: Literal["weight_stationary"] = Field(description="only weight_stationary is modelled now")
+
+
+class ArithmeticConfig(_Strict):
+    mode: Literal["bit_parallel", "bit_serial"] = Field(
+        description="bit_parallel: one MAC per PE per cycle; bit_serial: act_bits cycles per input word")
+    number_format: Literal["float32", "fixed_point"] = Field(description="float32, or fixed point with the widths below")
+    weight_bits: int = Field(ge=2, le=32, description="bits of a stored weight (32 for float32)")
+    act_bits: int = Field(ge=2, le=32, description="bits of an input word (32 for float32)")
+    acc_bits: int = Field(ge=2, le=64, description="bits of a partial sum / accumulator (32 for float32)")
+    rounding: Literal["nearest_even", "truncate"] = Field(description="rounding of fixed-point values")
+    saturation: bool = Field(description="clip to the representable range instead of wrapping")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.number_format == "float32" and (self.weight_bits, self.act_bits, self.acc_bits) != (32, 32, 32):
+            raise ValueError("float32 arithmetic needs weight_bits, act_bits and acc_bits all 32; "
+                             "use number_format: fixed_point for narrower words")
+        if self.mode == "bit_serial" and self.number_format != "fixed_point":
+            raise ValueError("bit_serial arithmetic needs number_format: fixed_point")
+        if self.number_format == "fixed_point" and self.acc_bits < self.weight_bits + self.act_bits - 1:
+            raise ValueError(f"acc_bits {self.acc_bits} is narrower than a single product "
+                             f"({self.weight_bits} + {self.act_bits} - 1 bits)")
+        return self
+
+
+class MemoryConfig(_Strict):
+    weight_sram_bytes: int = Field(gt=0, description="on-chip weight buffer; a workload whose packed weights fit is read from DRAM once")
+    input_sram_bytes: int = Field(gt=0, description="on-chip input buffer")
+    output_sram_bytes: int = Field(gt=0, description="on-chip output accumulator buffer")
+    sram_weight_bw: float = Field(gt=0, description="bytes per cycle from the weight SRAM into the array")
+    sram_input_bw: float = Field(gt=0, description="bytes per cycle from the input SRAM into the array")
+    sram_output_bw: float = Field(gt=0, description="bytes per cycle into the output accumulator (informational)")
+    dram_bw: float = Field(gt=0, description="bytes per cycle from DRAM; limits weight loads when weights are not resident")
+
+
+class VectorUnitConfig(_Strict):
+    lanes: int = Field(gt=0, description="elements processed in parallel by the element-wise unit")
+    cycles_per_element: int = Field(gt=0, description="cycles per element of the LSTM cell update (gates, c, h)")
+
+
+class EnergyConfig(_Strict):
+    mac_pj: float = Field(ge=0, description="one useful multiply-accumulate")
+    mux_select_pj: float = Field(ge=0, description="one multiplexer selection (PEs of groups with more than one column)")
+    register_pj: float = Field(ge=0, description="one PE-cycle of register movement (input lanes and partial sum)")
+    sram_pj_per_byte: float = Field(ge=0, description="one byte read from or written to SRAM")
+    dram_pj_per_byte: float = Field(ge=0, description="one byte read from DRAM")
+
+
+class HardwareConfig(_Strict):
+    """A validated hardware configuration (schema version 1)."""
+
+    version: Literal[1] = Field(description="schema version; 1")
+    name: str = Field(min_length=1, description="a short name used in reports")
+    clock_hz: float = Field(gt=0, description="clock frequency in Hz")
+    array: ArrayConfig
+    arithmetic: ArithmeticConfig
+    memory: MemoryConfig
+    vector_unit: VectorUnitConfig
+    energy: EnergyConfig
+
+    @property
+    def cycles_per_beat(self) -> int:
+        """Cycles per input word: 1 bit-parallel, ``act_bits`` bit-serial."""
+        return self.arithmetic.act_bits if self.arithmetic.mode == "bit_serial" else 1
+
+    @property
+    def weight_bytes(self) -> float:
+        return self.arithmetic.weight_bits / 8
+
+    @property
+    def act_bytes(self) -> float:
+        return self.arithmetic.act_bits / 8
+
+    @property
+    def acc_bytes(self) -> float:
+        return self.arithmetic.acc_bits / 8
+
+    def select_bits(self, alpha: int) -> int:
+        """Bits of a PE's select index for groups of at most ``alpha`` columns (0 for dense)."""
+        return 0 if alpha <= 1 else math.ceil(math.log2(alpha))
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (misspelt? see docs/hwconfig.md for the fields)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        elif msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if "input" in err and err["type"] not in ("missing", "extra_forbidden") and not isinstance(err["input"], dict):
+            msg += f" (got {err['input']!r})"
+        problems.append(f"{path}: {msg}")
+    return problems
+
+
+def parse_hw_config(text: str, source: str = "<string>") -> HardwareConfig:
+    """Validate YAML text as a hardware config; every problem is reported in one :class:`SasimError`."""
+    try:
+        data, problems = load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SasimError(f"{source} is not valid YAML{where}: {getattr(exc, 'problem', exc)}; fix the syntax") from None
+    if not isinstance(data, dict):
+        raise SasimError(f"{source} must hold a mapping of fields (version, name, array, ...), not {type(data).__name__}")
+    try:
+        config = HardwareConfig.model_validate(data)
+    except ValidationError as exc:
+        problems += _format_errors(exc)
+        config = None
+    if problems:
+        lines = "\n  ".join(problems)
+        raise SasimError(f"{source} has {len(problems)} problem{'s' * (len(problems) > 1)}:\n  {lines}")
+    return config
+
+
+def shipped_config_dir() -> Path:
+    """Where the shipped configs are: ``sasim/_data/hwconfigs`` in a wheel, ``hwconfigs/`` in a checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_data" / "hwconfigs", here.parent / "hwconfigs"):
+        if candidate.is_dir():
+            return candidate
+    raise SasimError("the shipped hardware configs are missing from this installation; reinstall sasim")
+
+
+def shipped_configs() -> dict[str, Path]:
+    """``{name: path}`` of the hardware configs installed with sasim."""
+    return {p.stem: p for p in sorted(shipped_config_dir().glob("*.yaml"))}
+
+
+def resolve_hw_path(name_or_path) -> Path:
+    """A file path as given, or the shipped config of that name (``32x32``, ``hwconfigs/32x32.yaml``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    stem = path.name[:-5] if path.name.endswith(".yaml") else path.name
+    if stem in shipped:
+        return shipped[stem]
+    raise SasimError(f"hardware config {name_or_path} not found; give a YAML path or one of: {', '.join(shipped)}")
+
+
+def load_hw_config(name_or_path) -> HardwareConfig:
+    """Load and validate a hardware config from a path or a shipped name."""
+    path = resolve_hw_path(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SasimError(f"cannot read {path}: {exc}") from None
+    return parse_hw_config(text, str(path))

@@ -1,0 +1,1 @@
+"""Language models: corpora, the AWD-LSTM-style model, training and evaluation."""

@@ -1,0 +1,53 @@
+"""Build a runnable language model from any supported checkpoint and score it."""
+
+from __future__ import annotations
+
+import torch
+
+from sasim.errors import SasimError
+from sasim.lm.model import LSTMLanguageModel, ModelConfig
+from sasim.workload.checkpoint import load_raw, to_sasim_state_dict
+
+
+def load_language_model(path) -> tuple[LSTMLanguageModel, dict]:
+    """Load a sasim checkpoint as an eval-mode :class:`LSTMLanguageModel` (float32) and its metadata."""
+    raw = load_raw(path)
+    state, layout = to_sasim_state_dict(raw)
+    if layout != "sasim":
+        raise SasimError(
+            f"{path} is a {layout} state_dict without vocabulary; evaluation needs a sasim checkpoint "
+            "(train with `sasim train`, or simulate it without --data)"
+        )
+    cfg = ModelConfig(**raw["model_config"])
+    model = LSTMLanguageModel(cfg)
+    state = {k: v.float() for k, v in state.items()}
+    for layer, rnn in enumerate(model.rnns):
+        for kind in ("ih", "hh", "hr"):
+            key = f"rnns.{layer}.mask_{kind}"
+            if key in state:
+                rnn.register_buffer(f"mask_{kind}", torch.zeros_like(state[key]))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (cfg.tie_weights and k == "decoder.weight")]
+    if missing or unexpected:
+        raise SasimError(f"{path} does not match its model_config (missing {missing[:4]}, unexpected {unexpected[:4]})")
+    for name, tensor in state.items():
+        if not torch.isfinite(tensor).all():
+            raise SasimError(f"{path}: tensor {name} holds NaN or Inf values; retrain or repair the checkpoint")
+    model.eval()
+    return model, raw
+
+
+def evaluate_checkpoint(path, data_dir, split: str = "test", batch_size: int = 10, bptt: int = 100) -> dict:
+    """Score a checkpoint on a corpus split: ``{"bpc" or "ppl", "loss_nats", "tokens", "split"}``."""
+    from sasim.lm.corpus import encode_with_vocab, load_corpus
+    from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
+    from sasim.lm.train import batchify
+
+    model, raw = load_language_model(path)
+    corpus = load_corpus(data_dir, level=raw.get("level"))
+    ids = encode_with_vocab(corpus, raw["vocab"])[split]
+    data = batchify(ids, batch_size)
+    loss = evaluate_loss(model, data, bptt)
+    result = metrics_from_loss(loss, raw.get("level", corpus.level))
+    result.update(tokens=int((data.size(0) - 1) * data.size(1)), split=split)
+    return result

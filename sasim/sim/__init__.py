@@ -1,0 +1,1 @@
+"""Mapping, the cycle-level simulator (numba), the analytic model and the metrics."""

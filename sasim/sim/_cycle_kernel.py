@@ -1,0 +1,128 @@
+"""Private numba kernel of the cycle-level simulator. Call it only through :mod:`sasim.sim.cycle`.
+
+The kernel steps the array one *beat* at a time (one cycle bit-parallel, ``act_bits`` cycles
+bit-serial). Each beat it runs, in order:
+
+1. the issue controller: the next tile starts streaming when its weights are loaded and the
+   previous tile has issued all its vectors;
+2. the weight loader: ``sasim`` timing loads the next tile into shadow registers as soon as the
+   current tile has started (double buffering); ``scalesim`` timing only after the previous tile
+   has drained;
+3. input injection: every array column whose skewed slot is due takes one input vector, all lanes
+   of its group, into the bottom of its delay line (a ring buffer of depth R: a value that entered
+   at beat ``t`` is at row ``r`` at beat ``t + r``);
+4. the datapath: each active PE picks the lane named by its select index, multiplies by its
+   weight, adds the partial sum arriving from its left neighbour and passes it right; a row's
+   result leaving column C-1 is added into the output accumulator.
+
+It returns the counts the metrics need; values land in ``out``.
+"""
+
+import numpy as np
+
+from sasim.sim.jit import njit
+
+# indices into the counts array
+BEATS, USEFUL_MACS, MUX_MACS, INPUT_WORDS, OUTPUT_WORDS, WEIGHT_CELLS, LOADS = range(7)
+NUM_COUNTS = 7
+
+
+@njit
+def _simulate_tiles(values, select, group_cols, lane_counts, x, rows_n, R, C, nrt, nct, M,
+                    load_beats, interval, tile_cells, overlap, compute_values, out):
+    ntiles = nrt * nct
+    A = group_cols.shape[1]
+    counts = np.zeros(NUM_COUNTS, dtype=np.int64)
+    issue_start = np.full(ntiles, -1, dtype=np.int64)
+    load_end = np.full(ntiles, -1, dtype=np.int64)
+    retired_at = np.full(ntiles, -1, dtype=np.int64)
+    lane_buf = np.zeros((R, C, A), dtype=np.float32)
+    psum = np.zeros((R, C), dtype=np.float32)
+    next_load = 0
+    next_issue = 0
+    first_live = 0
+    loader_free = 0
+    t = 0
+    while first_live < ntiles:
+        # 1. issue controller
+        j = next_issue
+        if j < next_load and load_end[j] <= t:
+            if j == 0 or t >= issue_start[j - 1] + M * interval[j - 1]:
+                issue_start[j] = t
+                next_issue += 1
+        # 2. weight loader
+        if next_load < ntiles and t >= loader_free:
+            if next_load == 0:
+                free = True
+            elif overlap:
+                free = issue_start[next_load - 1] >= 0  # shadow registers free once the previous tile swapped in
+            else:
+                free = retired_at[next_load - 1] >= 0 and retired_at[next_load - 1] < t  # previous tile drained
+            if free:
+                load_end[next_load] = t + load_beats[next_load]
+                loader_free = load_end[next_load]
+                counts[WEIGHT_CELLS] += tile_cells[next_load]
+                counts[LOADS] += 1
+                next_load += 1
+        # 3. input injection at the bottom of every column
+        slot = t % R
+        for i in range(first_live, next_issue):
+            ct = i % nct
+            k = interval[i]
+            for c in range(C):
+                d = t - issue_start[i] - c
+                if d < 0:
+                    break
+                if d % k != 0 or d // k >= M:
+                    continue
+                m = d // k
+                g = ct * C + c
+                counts[INPUT_WORDS] += lane_counts[g]
+                if compute_values:
+                    for lane in range(A):
+                        col = group_cols[g, lane]
+                        lane_buf[slot, c, lane] = x[m, col] if col >= 0 else np.float32(0.0)
+        # 4. datapath, oldest tile first; within a row, columns right to left so that each PE reads
+        #    its left neighbour's partial sum of the previous beat before that neighbour overwrites it
+        for i in range(first_live, next_issue):
+            rt = i // nct
+            ct = i % nct
+            k = interval[i]
+            base = t - issue_start[i]
+            span = (M - 1) * k
+            for r in range(R):
+                d = base - r
+                if d < 0:
+                    break
+                c_hi = d if d < C - 1 else C - 1
+                c_lo = d - span
+                if c_lo < 0:
+                    c_lo = 0
+                if c_lo > c_hi:
+                    continue
+                c_hi -= (d - c_hi) % k
+                row = rt * R + r
+                rslot = (t - r) % R
+                for c in range(c_hi, c_lo - 1, -k):
+                    col = ct * C + c
+                    w = values[row, col]
+                    if w != 0:
+                        counts[USEFUL_MACS] += 1
+                        if lane_counts[col] > 1:
+                            counts[MUX_MACS] += 1
+                    if compute_values:
+                        acc = psum[r, c - 1] if c > 0 else np.float32(0.0)
+                        psum[r, c] = acc + w * lane_buf[rslot, c, select[row, col]]
+                    if c == C - 1:
+                        m = (d - c) // k
+                        if row < rows_n:
+                            counts[OUTPUT_WORDS] += 1
+                            if compute_values:
+                                out[row, m] += psum[r, c]
+                        if r == R - 1 and m == M - 1:
+                            retired_at[i] = t
+        while first_live < next_issue and retired_at[first_live] >= 0:
+            first_live += 1
+        t += 1
+    counts[BEATS] = t
+    return counts

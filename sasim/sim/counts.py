@@ -1,0 +1,43 @@
+"""The raw event counts of one simulated matrix product, shared by the cycle-level and analytic modes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class MatmulCounts:
+    """Events of one matrix product on the array. Both simulation modes must produce equal counts.
+
+    Attributes
+    ----------
+    cycles : int
+        Total cycles, stalls included.
+    stall_cycles : int
+        ``cycles`` minus the cycles of the same schedule with unlimited memory bandwidth.
+    tiles : int
+        Array tiles of the packed matrix.
+    useful_macs : int
+        MACs with a nonzero weight and a real input vector.
+    mux_macs : int
+        Useful MACs in PEs whose group has more than one column (the multiplexer switches).
+    pe_vector_slots : int
+        ``tiles * R * C * M``: PE visits by input vectors, useful or not (register movement).
+    input_words, output_words, weight_cells, weight_loads : int
+        Lane words read from the input SRAM, results written to the accumulator, weight cells loaded,
+        and tile loads.
+    """
+
+    cycles: int
+    stall_cycles: int
+    tiles: int
+    useful_macs: int
+    mux_macs: int
+    pe_vector_slots: int
+    input_words: int
+    output_words: int
+    weight_cells: int
+    weight_loads: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,91 @@
+"""The cycle-level simulator's public entry point: validates inputs, runs the private kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sasim.combine.packed import PackedMatrix
+from sasim.errors import SasimError
+from sasim.sim import _cycle_kernel as K
+from sasim.sim.counts import MatmulCounts
+from sasim.sim.mapping import TileMap
+
+TIMINGS = ("sasim", "scalesim")
+
+
+def _padded(packed: PackedMatrix, tm: TileMap):
+    R, C = tm.rows, tm.cols
+    n, g = packed.values.shape
+    npad, gpad = tm.row_tiles * R, tm.col_tiles * C
+    values = np.zeros((npad, gpad), dtype=np.float32)
+    values[:n, :g] = packed.values
+    select = np.zeros((npad, gpad), dtype=np.int64)
+    select[:n, :g] = packed.select
+    group_cols = np.full((gpad, max(packed.group_cols.shape[1], 1)), -1, dtype=np.int64)
+    group_cols[:g] = packed.group_cols
+    lanes = np.zeros(gpad, dtype=np.int64)
+    lanes[:g] = packed.group_sizes
+    return values, select, group_cols, lanes
+
+
+def simulate_cycles(packed: PackedMatrix, x: np.ndarray | None, tm: TileMap, M: int, timing: str = "sasim",
+                    compute_values: bool = True) -> tuple[np.ndarray | None, MatmulCounts]:
+    """Simulate ``M`` input vectors through ``packed`` on the array, cycle by cycle.
+
+    Parameters
+    ----------
+    packed : PackedMatrix
+        The weights, ``N x K`` packed into ``G`` groups.
+    x : np.ndarray or None
+        Inputs ``(M, K)``; ``None`` with ``compute_values=False`` for timing only.
+    tm : TileMap
+        The mapping from :func:`sasim.sim.mapping.map_matrix`.
+    M : int
+        Input vectors (independent streams).
+    timing : {"sasim", "scalesim"}
+        Double-buffered weight loading, or no overlap between tiles (SCALE-Sim's model).
+    compute_values : bool
+        Compute real output values (otherwise only cycles and counts).
+
+    Returns
+    -------
+    y : np.ndarray or None
+        Outputs ``(M, N)`` float32, as the array's accumulator holds them.
+    counts : MatmulCounts
+    """
+    if timing not in TIMINGS:
+        raise SasimError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
+    if M <= 0:
+        raise SasimError(f"the batch M must be positive, got {M}")
+    n, k = packed.shape
+    if compute_values:
+        if x is None:
+            raise SasimError("compute_values needs the inputs x")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape != (M, k):
+            raise SasimError(f"inputs have shape {x.shape}, expected ({M}, {k})")
+        if not np.isfinite(x).all():
+            raise SasimError("inputs hold NaN or Inf values")
+    else:
+        x = np.zeros((1, 1), dtype=np.float32)
+    values, select, group_cols, lanes = _padded(packed, tm)
+    out = np.zeros((values.shape[0], M if compute_values else 1), dtype=np.float32)
+    args = (values, select, group_cols, lanes, x, n, tm.rows, tm.cols, tm.row_tiles, tm.col_tiles, M)
+    raw = K._simulate_tiles(*args, tm.load_beats, tm.interval, tm.tile_cells, timing == "sasim",
+                            compute_values, out)
+    beats = int(raw[K.BEATS])
+    stall_beats = 0
+    if tm.bandwidth_limited:
+        ideal = K._simulate_tiles(*args, tm.ideal_load_beats, np.ones_like(tm.interval), tm.tile_cells,
+                                  timing == "sasim", False, np.zeros((values.shape[0], 1), np.float32))
+        stall_beats = beats - int(ideal[K.BEATS])
+    s = tm.cycles_per_beat
+    counts = MatmulCounts(
+        cycles=beats * s, stall_cycles=stall_beats * s, tiles=tm.tiles,
+        useful_macs=int(raw[K.USEFUL_MACS]), mux_macs=int(raw[K.MUX_MACS]),
+        pe_vector_slots=tm.tiles * tm.rows * tm.cols * M, input_words=int(raw[K.INPUT_WORDS]),
+        output_words=int(raw[K.OUTPUT_WORDS]), weight_cells=int(raw[K.WEIGHT_CELLS]),
+        weight_loads=int(raw[K.LOADS]),
+    )
+    y = out[:n].T.copy() if compute_values else None
+    return y, counts

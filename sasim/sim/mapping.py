@@ -1,0 +1,74 @@
+"""Mapping a packed matrix onto the array: tiles and their per-tile costs.
+
+Tiles are ``R x C`` blocks of the packed matrix, visited row-tile-major (all column tiles of one
+row tile, then the next), so the output accumulator holds one row tile's ``R x M`` partial sums.
+Per tile ``i``:
+
+* ``load_beats[i]``: beats to load its weights. Weights shift in from the left edge, one column
+  per cycle, so a load takes at least ``C`` cycles; when the tile's bytes (value plus select bits of
+  every used cell) exceed what the weight path delivers in that time, the load takes
+  ``ceil(bytes / bandwidth)`` cycles. The bandwidth is the weight SRAM's, or ``min(SRAM, DRAM)`` when
+  the workload's weights do not fit in the weight SRAM. Cycles become beats by ``ceil(/ s)``.
+* ``interval[i]``: beats between consecutive input vectors, 1 unless one vector's lane words (all
+  lanes of all the tile's groups) exceed the input SRAM bandwidth of one beat.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sasim.combine.packed import PackedMatrix
+from sasim.hw.config import HardwareConfig
+
+
+@dataclass
+class TileMap:
+    """The tiles of one packed matrix on one array, with their per-tile costs."""
+
+    rows: int
+    cols: int
+    row_tiles: int
+    col_tiles: int
+    load_beats: np.ndarray
+    interval: np.ndarray
+    tile_cells: np.ndarray
+    tile_lane_words: np.ndarray
+    ideal_load_beats: np.ndarray
+    cycles_per_beat: int
+    cell_bytes: float
+
+    @property
+    def tiles(self) -> int:
+        return self.row_tiles * self.col_tiles
+
+    @property
+    def bandwidth_limited(self) -> bool:
+        return bool(np.any(self.load_beats != self.ideal_load_beats) or np.any(self.interval != 1))
+
+
+def map_matrix(packed: PackedMatrix, hw: HardwareConfig, weights_resident: bool = True) -> TileMap:
+    """Cut ``packed`` into tiles of ``hw``'s array and compute each tile's load time and issue interval."""
+    R, C = hw.array.rows, hw.array.cols
+    n, g = packed.values.shape
+    nrt, nct = math.ceil(n / R), math.ceil(g / C)
+    s = hw.cycles_per_beat
+    select_bits = hw.select_bits(packed.max_group_size)
+    cell_bytes = (hw.arithmetic.weight_bits + select_bits) / 8
+    used_rows = np.minimum(R, n - np.arange(nrt) * R)
+    used_cols = np.minimum(C, g - np.arange(nct) * C)
+    tile_cells = (used_rows[:, None] * used_cols[None, :]).ravel().astype(np.int64)
+    bw = hw.memory.sram_weight_bw if weights_resident else min(hw.memory.sram_weight_bw, hw.memory.dram_bw)
+    load_cycles = np.maximum(C, np.ceil(tile_cells * cell_bytes / bw - 1e-9)).astype(np.int64)
+    load_beats = -(-load_cycles // s)
+    ideal_load_beats = np.full_like(load_beats, -(-C // s))
+    lanes = packed.group_sizes
+    lane_words_per_coltile = np.add.reduceat(lanes, np.arange(0, g, C)) if g else np.zeros(0, np.int64)
+    tile_lane_words = np.tile(lane_words_per_coltile, nrt).astype(np.int64)
+    per_beat = hw.memory.sram_input_bw * s
+    interval = np.maximum(1, np.ceil(tile_lane_words * hw.act_bytes / per_beat - 1e-9)).astype(np.int64)
+    return TileMap(rows=R, cols=C, row_tiles=nrt, col_tiles=nct, load_beats=load_beats, interval=interval,
+                   tile_cells=tile_cells, tile_lane_words=tile_lane_words, ideal_load_beats=ideal_load_beats,
+                   cycles_per_beat=s, cell_bytes=cell_bytes)

@@ -1,0 +1,1 @@
+"""Workloads: weight matrices from checkpoints (safe loading only) and synthetic presets."""

@@ -1,0 +1,161 @@
+"""Safe checkpoint loading and saving.
+
+Nothing is ever unpickled: ``.pt`` files are read with ``torch.load(..., weights_only=True)`` and
+``.safetensors`` files with safetensors. Three layouts are recognised:
+
+* ``sasim``: sasim's own dict ``{"format": "sasim-lm", "model_config", "vocab", "state_dict", ...}``.
+* ``awd``: an AWD-LSTM state_dict (``rnns.0.module.weight_hh_l0_raw``, or ``weight_hh_l0`` as saved
+  after evaluation, plus ``encoder.weight`` / ``decoder.weight``).
+* ``nn.LSTM``: any state_dict with ``<prefix>weight_ih_l<k>`` / ``weight_hh_l<k>`` keys.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from sasim.errors import SasimError
+
+FORMAT = "sasim-lm"
+FORMAT_VERSION = 1
+
+_RESAVE_HINT = (
+    "re-save it as a state_dict: model = torch.load(path, weights_only=False)[0] in a trusted session, "
+    "then torch.save(model.state_dict(), 'model_state.pt')"
+)
+
+
+def load_raw(path) -> dict:
+    """Load a checkpoint file into a dict without unpickling arbitrary objects.
+
+    Raises
+    ------
+    SasimError
+        Missing file, unreadable file, or a pickled object that is not a plain dict of tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SasimError(f"checkpoint {path} not found; pass --weights with an existing .pt or .safetensors file")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                meta = f.metadata() or {}
+        except Exception as exc:  # safetensors raises several types
+            raise SasimError(f"{path} is not a valid safetensors file ({exc})") from None
+        if "sasim" in meta:
+            obj = json.loads(meta["sasim"])
+            obj["state_dict"] = tensors
+            return obj
+        return tensors
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise SasimError(
+            f"{path} holds pickled Python objects (a whole model?), which sasim never unpickles; {_RESAVE_HINT}"
+            + (f" [{str(exc).splitlines()[0][:120]}]" if str(exc) else "")
+        ) from None
+    except Exception as exc:
+        raise SasimError(f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if isinstance(obj, (list, tuple)):
+        raise SasimError(f"{path} holds a {type(obj).__name__}, not a state_dict; {_RESAVE_HINT}")
+    if not isinstance(obj, dict):
+        raise SasimError(f"{path} holds a {type(obj).__name__}, not a dict of tensors; {_RESAVE_HINT}")
+    if "state_dict" in obj and isinstance(obj["state_dict"], dict) and "format" not in obj:
+        obj = obj["state_dict"]  # a common training-script wrapper
+    return obj
+
+
+def save_checkpoint(path, state_dict: dict, model_config: dict, vocab: list, **extra) -> Path:
+    """Save a sasim checkpoint (tensors plus plain metadata; loadable with ``weights_only=True``).
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file, ``.pt``.
+    state_dict : dict
+        Model tensors.
+    model_config : dict
+        :class:`sasim.lm.model.ModelConfig` as a dict.
+    vocab : list of str
+        The vocabulary in id order.
+    **extra
+        Further plain metadata: ``level``, ``train`` (summary), ``packing``, ...
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": dict(model_config),
+        "vocab": list(vocab),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
+    }
+    obj.update(extra)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+    return path
+
+
+_AWD_KEY = re.compile(r"^rnns\.(\d+)\.module\.(weight_ih_l0|weight_hh_l0|bias_ih_l0|bias_hh_l0|weight_hr_l0)(_raw)?$")
+_SASIM_KEY = re.compile(r"^rnns\.(\d+)\.(weight_ih_l0|weight_hh_l0|bias_ih_l0|bias_hh_l0|weight_hr_l0)$")
+_NNLSTM_KEY = re.compile(r"^(.*?)(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)$")
+
+
+def detect_layout(obj: dict) -> str:
+    """Name the layout of a loaded checkpoint: ``sasim``, ``awd`` or ``nn.LSTM``."""
+    if obj.get("format") == FORMAT:
+        return "sasim"
+    keys = [k for k in obj if isinstance(k, str)]
+    if any(_AWD_KEY.match(k) for k in keys):
+        return "awd"
+    if any(_NNLSTM_KEY.match(k) for k in keys):
+        return "nn.LSTM"
+    sample = ", ".join(keys[:6]) or "no keys"
+    raise SasimError(
+        f"checkpoint has no LSTM weights (keys: {sample}{', ...' if len(keys) > 6 else ''}); sasim reads "
+        "nn.LSTM state_dicts (weight_ih_l0, weight_hh_l0, ...), AWD-LSTM state_dicts (rnns.0.module.weight_hh_l0_raw) "
+        "and its own checkpoints written by `sasim train`"
+    )
+
+
+def to_sasim_state_dict(obj: dict) -> tuple[dict, str]:
+    """Return ``(state_dict in sasim's naming, layout)`` for any recognised layout.
+
+    sasim names layer ``l``'s tensors ``rnns.l.weight_ih_l0`` etc. A multi-layer ``nn.LSTM`` (keys
+    ``weight_ih_l1``...) becomes one sasim layer per torch layer. Non-LSTM tensors (embedding,
+    decoder) keep their names with any module prefix removed.
+    """
+    layout = detect_layout(obj)
+    if layout == "sasim":
+        return dict(obj["state_dict"]), layout
+    out = {}
+    stacks: dict[tuple[str, int], int] = {}  # (module prefix, torch layer) -> sasim layer, in key order
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        if layout == "awd":
+            m = _AWD_KEY.match(key)
+            if m:
+                name = f"rnns.{m.group(1)}.{m.group(2)}"
+                if m.group(3) or name not in out:  # prefer the *_raw tensor (the undropped weight)
+                    out[name] = value
+                continue
+        else:
+            if key.endswith("_reverse"):
+                raise SasimError("bidirectional LSTMs are not supported: a language model runs forward only")
+            m = _NNLSTM_KEY.match(key)
+            if m:
+                prefix, kind, layer = m.group(1), m.group(2), int(m.group(3))
+                index = stacks.setdefault((prefix, layer), len(stacks))
+                out[f"rnns.{index}.{kind}_l0"] = value
+                continue
+        out[".".join(key.split(".")[-2:])] = value
+    return out, layout
