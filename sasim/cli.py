@@ -42,6 +42,181 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_validate(args) -> int:
+    from sasim.hw.config import load_hw_config, resolve_hw_path
+
+    hw = load_hw_config(args.file)
+    a = hw.array
+    print(f"{resolve_hw_path(args.file)}: valid (schema version {hw.version}): {hw.name}, {a.rows} x {a.cols} PEs, "
+          f"mux_fanin {a.mux_fanin}, {hw.arithmetic.mode} {hw.arithmetic.number_format}, {hw.clock_hz / 1e9:g} GHz")
+    return 0
+
+
+def _packing_args(args) -> dict | None:
+    if args.alpha is None and args.gamma is None:
+        for flag in ("rule", "policy", "section", "row_cap"):
+            if getattr(args, flag) is not None:
+                raise SasimError(f"--{flag.replace('_', '-')} only applies when packing; give --alpha and --gamma too")
+        return None
+    if args.alpha is None or args.gamma is None:
+        raise SasimError("packing needs both --alpha and --gamma")
+    return dict(alpha=args.alpha, gamma=args.gamma, rule=args.rule or "prune", policy=args.policy or "paper",
+                section=256 if args.section is None else args.section, row_cap=args.row_cap)
+
+
+def _emit(args, title, hw, parts, total, settings, extra_lines=()) -> None:
+    from sasim.report.json_report import build_report, write_json
+    from sasim.report.table import print_report
+
+    print_report(title, parts, total, extra_lines)
+    if args.json:
+        write_json(args.json, build_report(hw, total, parts, **settings))
+        print(f"wrote {args.json}")
+
+
+def _cmd_gemm(args) -> int:
+    import numpy as np
+
+    from sasim.combine.pack import pack_matrix
+    from sasim.combine.packed import PackedMatrix
+    from sasim.hw.config import load_hw_config
+    from sasim.sim.engine import simulate_matmul
+    from sasim.sim.metrics import WorkPart, part_metrics, total_metrics
+
+    hw = load_hw_config(args.hw)
+    for name in ("m", "n", "k"):
+        if getattr(args, name) <= 0:
+            raise SasimError(f"--{name} must be positive, got {getattr(args, name)}")
+    if not 0 < args.density <= 1:
+        raise SasimError(f"--density must be in (0, 1], got {args.density}")
+    rng = np.random.default_rng(args.seed)
+    w = rng.standard_normal((args.n, args.k)).astype(np.float32)
+    if args.density < 1:
+        w *= rng.random((args.n, args.k)) < args.density
+    x = rng.standard_normal((args.m, args.k)).astype(np.float32)
+    packing = _packing_args(args)
+    packed = pack_matrix(w, mux_fanin=hw.array.mux_fanin, **packing) if packing else PackedMatrix.from_dense(w)
+    resident = packed.values.size * (hw.arithmetic.weight_bits + hw.select_bits(packed.max_group_size)) / 8 \
+        <= hw.memory.weight_sram_bytes
+    res = simulate_matmul(packed, x if args.mode == "cycle" else None, hw, args.m, args.timing, args.mode, resident)
+    part = WorkPart(name="gemm", rows=args.n, cols=args.k, groups=packed.num_groups, nonzeros=packed.nonzeros,
+                    nonzeros_before=int(np.count_nonzero(w)), counts=res.counts, steps=1, batch=args.m,
+                    cell_bytes=res.tilemap.cell_bytes)
+    pm = part_metrics(part, hw, resident)
+    total = total_metrics([part], [pm], hw, 1)
+    lines = [f"latency {total['latency_s'] * 1e6:.3f} us at {hw.clock_hz / 1e9:g} GHz; energy {total['energy_j'] * 1e6:.3f} uJ"]
+    if args.timing == "scalesim":
+        total["scalesim_total_cycles"] = total["cycles"] - 1
+        lines.append(f"scalesim_total_cycles {total['scalesim_total_cycles']:,} (SCALE-Sim v3 convention: cycles - 1)")
+    if res.y is not None:
+        ref = x @ packed.unpack().T
+        err = float(np.max(np.abs(res.y - ref))) if ref.size else 0.0
+        total["max_abs_error_vs_numpy"] = err
+        lines.append(f"outputs: max |array - numpy| = {err:.3g}")
+    _emit(args, f"sasim gemm on {hw.name}: M={args.m} N={args.n} K={args.k} density={args.density} "
+          f"({args.mode}, {args.timing} timing)", hw, [pm], total,
+          dict(seed=args.seed, timing=args.timing, mode=args.mode, batch=args.m, density=args.density,
+               packing=packing or {"dense": True}), lines)
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from tqdm.auto import tqdm
+
+    from sasim.combine.packed import PackedMatrix
+    from sasim.hw.config import load_hw_config
+    from sasim.sim.lstm import LayerPacking, simulate_lstm
+    from sasim.sim.metrics import part_metrics, total_metrics
+    from sasim.workload.lstm import load_lstm_workload
+    from sasim.workload.packing import pack_workload
+
+    hw = load_hw_config(args.hw)
+    if args.batch <= 0 or args.steps <= 0:
+        raise SasimError("--batch and --steps must be positive")
+    workload = load_lstm_workload(resolve_weights(args.weights))
+    packing = _packing_args(args)
+    if packing:
+        packings = pack_workload(workload, hw, **packing)
+    else:
+        packings = [LayerPacking(PackedMatrix.from_dense(l.combined),
+                                 None if l.w_hr is None else PackedMatrix.from_dense(l.w_hr)) for l in workload.layers]
+    with tqdm(total=args.steps, desc="timesteps", disable=args.steps < 2 or args.mode == "analytic") as bar:
+        parts, outputs, resident = simulate_lstm(workload, packings, hw, args.batch, args.steps, args.timing,
+                                                 args.mode, args.seed, progress=bar)
+    per = [part_metrics(p, hw, resident) for p in parts]
+    total = total_metrics(parts, per, hw, args.steps)
+    lines = [
+        f"latency: {total['cycles_per_step']:,.0f} cycles per timestep = {total['latency_per_step_s'] * 1e6:.3f} us "
+        f"per token (each of the {args.batch} streams advances one token per step); {args.steps} steps: "
+        f"{total['cycles']:,} cycles = {total['latency_s'] * 1e6:.3f} us at {hw.clock_hz / 1e9:g} GHz",
+        f"traffic: SRAM {total['sram_bytes'] / 1e6:.3f} MB, DRAM {total['dram_bytes'] / 1e6:.3f} MB "
+        f"(weights {'resident in' if resident else 'do not fit'} the {hw.memory.weight_sram_bytes / 2**20:g} MiB weight SRAM); "
+        f"energy {total['energy_j'] * 1e6:.3f} uJ",
+    ]
+    _emit(args, f"sasim run: {workload.path} ({workload.layout}, {len(workload.layers)} LSTM layers) on {hw.name}, "
+          f"batch {args.batch}, {args.steps} step(s), {args.mode}, {args.timing} timing", hw, per, total,
+          dict(seed=args.seed, timing=args.timing, mode=args.mode, batch=args.batch, steps=args.steps,
+               weights=str(workload.path), packing=packing or {"dense": True}), lines)
+    return 0
+
+
+def _cmd_combine(args) -> int:
+    import json
+
+    from sasim.workload.packing import combine_checkpoint
+
+    packing = _packing_args(args)
+    if packing is None:
+        raise SasimError("sasim combine needs --alpha and --gamma")
+    report = combine_checkpoint(args.weights, args.out, tensors=args.tensor, mux_fanin=args.mux_fanin, **packing)
+    for name, st in report["tensors"].items():
+        print(f"{name}: {st['shape'][0]} x {st['shape'][1]} -> {st['groups']} groups, pruned_fraction "
+              f"{st['pruned_fraction']:.4f}, packing_efficiency {st['packing_efficiency']:.4f}, "
+              f"group sizes {st['group_sizes']}")
+    print(f"wrote {args.out}")
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def default_weights() -> str:
+    """The shipped model, the default of ``--weights``."""
+    from sasim.hw.config import shipped_config_dir
+
+    return str(shipped_config_dir().parent / "models" / "ptb-char-small.pt")
+
+
+def resolve_weights(path: str) -> str:
+    from pathlib import Path
+
+    if Path(path).is_file():
+        return path
+    shipped = Path(default_weights()).parent / Path(path).name
+    return str(shipped) if shipped.is_file() else path
+
+
+def _add_packing_flags(p) -> None:
+    g = p.add_argument_group("column combining (pack on the fly)")
+    g.add_argument("--alpha", type=int, help="most columns per group (<= the hardware's mux_fanin)")
+    g.add_argument("--gamma", type=float, help="conflict budget: conflicts per group <= floor(gamma * N)")
+    g.add_argument("--rule", choices=["prune", "spill"], help="conflict rule (default prune)")
+    g.add_argument("--policy", help="grouping policy (default paper)")
+    g.add_argument("--section", type=int, help="groups never cross blocks of this many columns (default 256; 0: none)")
+    g.add_argument("--row-cap", dest="row_cap", type=int, help="most conflicts of one row within a group")
+
+
+def _add_sim_flags(p) -> None:
+    p.add_argument("--timing", default="sasim", choices=["sasim", "scalesim"],
+                   help="sasim: double-buffered weight loads (default); scalesim: no overlap, for validation")
+    p.add_argument("--mode", default="cycle", choices=["cycle", "analytic"],
+                   help="cycle-level simulation with real values (default), or the closed-form model")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--json", help="write the JSON report here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sasim import __version__
 
@@ -66,6 +241,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["valid", "test"])
     p.add_argument("--batch", type=int, default=10, help="parallel streams (awd-lstm-lm uses 10)")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("validate", help="check a hardware config")
+    p.add_argument("file", help="YAML file or shipped name (8x8, 32x32, 128x128)")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("gemm", help="simulate one seeded random matrix product")
+    p.add_argument("--hw", required=True, help="hardware config (path or shipped name)")
+    p.add_argument("--m", type=int, required=True, help="input vectors (batch)")
+    p.add_argument("--n", type=int, required=True, help="outputs (weight rows)")
+    p.add_argument("--k", type=int, required=True, help="inputs (weight columns)")
+    p.add_argument("--density", type=float, default=1.0, help="fraction of nonzero weights (default 1)")
+    _add_sim_flags(p)
+    _add_packing_flags(p)
+    p.set_defaults(func=_cmd_gemm)
+
+    p = sub.add_parser("run", help="simulate an LSTM checkpoint on the array")
+    p.add_argument("--hw", default="32x32", help="hardware config (path or shipped name; default 32x32)")
+    p.add_argument("--weights", default=default_weights(), help="checkpoint (default: the shipped PTB-char model)")
+    p.add_argument("--batch", type=int, default=1, help="M: independent streams (default 1)")
+    p.add_argument("--steps", type=int, default=1, help="T: timesteps (default 1)")
+    _add_sim_flags(p)
+    _add_packing_flags(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("combine", help="column-combine the matrices of a checkpoint")
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", required=True, help="packed checkpoint to write (.pt)")
+    p.add_argument("--tensor", action="append", help="pack this 2-D tensor (repeatable); default: every LSTM matrix")
+    p.add_argument("--mux-fanin", dest="mux_fanin", type=int, help="refuse alpha above this multiplexer width")
+    p.add_argument("--json", help="write the packing statistics here")
+    _add_packing_flags(p)
+    p.set_defaults(func=_cmd_combine)
     return parser
 
 

@@ -1,0 +1,37 @@
+"""JSON reports: metrics under DESIGN.md's names, the resolved config, packing, seed and versions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sasim.report.provenance import run_header
+from sasim.sim.metrics import DEFINITIONS
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+def build_report(hw, total: dict, parts: list[dict], **settings) -> dict:
+    return _plain({**run_header(**settings), "hw": hw.to_dict(), "total": total, "layers": parts,
+                   "definitions": {k: DEFINITIONS[k] for k in DEFINITIONS if k in total or any(k in p for p in parts)}})
+
+
+def write_json(path, report: dict) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path

@@ -1,0 +1,66 @@
+"""One matrix product on the array, in either simulation mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sasim.combine.packed import PackedMatrix
+from sasim.errors import SasimError
+from sasim.hw.config import HardwareConfig
+from sasim.sim.analytic import analytic_counts
+from sasim.sim.counts import MatmulCounts
+from sasim.sim.cycle import TIMINGS, simulate_cycles
+from sasim.sim.mapping import TileMap, map_matrix
+
+MODES = ("cycle", "analytic")
+
+
+@dataclass
+class MatmulResult:
+    """Outputs (cycle mode only, ``(M, N)``), counts and the mapping of one matrix product."""
+
+    y: np.ndarray | None
+    counts: MatmulCounts
+    tilemap: TileMap
+
+
+def check_mode(mode: str, timing: str) -> None:
+    if mode not in MODES:
+        raise SasimError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if timing not in TIMINGS:
+        raise SasimError(f"--timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
+
+
+def simulate_matmul(packed: PackedMatrix, x: np.ndarray | None, hw: HardwareConfig, M: int,
+                    timing: str = "sasim", mode: str = "cycle", weights_resident: bool = True,
+                    tilemap: TileMap | None = None) -> MatmulResult:
+    """Simulate ``y = x @ W.T`` for the packed ``W`` on ``hw``.
+
+    Parameters
+    ----------
+    packed : PackedMatrix
+        Weights (dense matrices: :meth:`PackedMatrix.from_dense`).
+    x : np.ndarray or None
+        ``(M, K)`` inputs; needed in cycle mode, ignored in analytic mode.
+    hw : HardwareConfig
+    M : int
+        Input vectors streamed through each tile.
+    timing : {"sasim", "scalesim"}
+    mode : {"cycle", "analytic"}
+        Cycle-level simulation with real values, or the closed-form model (no values).
+    weights_resident : bool
+        Whether the workload's weights fit in the weight SRAM (else loads are DRAM-bound).
+    """
+    check_mode(mode, timing)
+    if packed.max_group_size > hw.array.mux_fanin:
+        raise SasimError(f"groups of up to {packed.max_group_size} columns need mux_fanin >= "
+                         f"{packed.max_group_size}, but {hw.name} has {hw.array.mux_fanin}; pack with alpha <= "
+                         f"{hw.array.mux_fanin} or use hardware with a wider multiplexer")
+    tm = tilemap or map_matrix(packed, hw, weights_resident)
+    if mode == "cycle":
+        y, counts = simulate_cycles(packed, x, tm, M, timing, compute_values=x is not None)
+    else:
+        y, counts = None, analytic_counts(packed, tm, M, timing)
+    return MatmulResult(y=y, counts=counts, tilemap=tm)

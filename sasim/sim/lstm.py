@@ -1,0 +1,134 @@
+"""An LSTM stack on the array, timestep by timestep (../shared/DESIGN.md section 3).
+
+Each step of layer ``l``: the array computes the packed ``[W_ih | W_hh]`` times the ``M`` stacked
+``[x_t ; h_{t-1}]`` vectors; the vector unit adds the biases and does the cell update
+(``c = f*c + i*g``, ``h = o*tanh(c)``) in float32, ``ceil(H * M / lanes) * cycles_per_element``
+cycles; a projection ``W_hr`` is one more matrix product. Layers and steps run one after another:
+the recurrence forbids batching across time, only the ``M`` streams batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sasim.combine.packed import PackedMatrix
+from sasim.hw.config import HardwareConfig
+from sasim.sim.counts import MatmulCounts
+from sasim.sim.engine import check_mode, simulate_matmul
+from sasim.sim.mapping import map_matrix
+from sasim.sim.metrics import WorkPart
+from sasim.workload.lstm import LSTMWorkload
+
+
+@dataclass
+class LayerPacking:
+    """The packed matrices of one LSTM layer: ``[W_ih | W_hh]`` and, with a projection, ``W_hr``."""
+
+    gates: PackedMatrix
+    projection: PackedMatrix | None = None
+
+
+def _sigmoid(x):
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def _add(a: MatmulCounts | None, b: MatmulCounts) -> MatmulCounts:
+    if a is None:
+        return b
+    return MatmulCounts(**{k: getattr(a, k) + getattr(b, k) for k in a.__dataclass_fields__})
+
+
+def vector_unit_cycles(hw: HardwareConfig, hidden: int, batch: int) -> int:
+    """Cycles of one LSTM cell update of ``hidden`` units for ``batch`` streams."""
+    return math.ceil(hidden * batch / hw.vector_unit.lanes) * hw.vector_unit.cycles_per_element
+
+
+def packed_weight_bytes(packings: list[LayerPacking], hw: HardwareConfig) -> float:
+    total = 0.0
+    for p in packings:
+        for m in (p.gates, p.projection):
+            if m is not None:
+                total += m.values.size * (hw.arithmetic.weight_bits + hw.select_bits(m.max_group_size)) / 8
+    return total
+
+
+def lstm_inputs(workload: LSTMWorkload, batch: int, steps: int, seed: int) -> np.ndarray:
+    """``(steps, batch, I)`` first-layer inputs: embeddings of seeded random tokens, or N(0, 1) values."""
+    rng = np.random.default_rng(seed)
+    if workload.embedding is not None:
+        tokens = rng.integers(0, workload.embedding.shape[0], size=(steps, batch))
+        return workload.embedding[tokens]
+    return rng.standard_normal((steps, batch, workload.layers[0].input_size)).astype(np.float32)
+
+
+def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: HardwareConfig, batch: int = 1,
+                  steps: int = 1, timing: str = "sasim", mode: str = "cycle", seed: int = 0,
+                  inputs: np.ndarray | None = None, progress=None):
+    """Run ``steps`` timesteps of every layer for ``batch`` streams.
+
+    Returns
+    -------
+    parts : list of WorkPart
+        One per matrix (``layerL.gates``, ``layerL.proj``), counts summed over the steps.
+    outputs : np.ndarray or None
+        Cycle mode: the last layer's outputs, ``(steps, batch, output_size)``, as the array computes them.
+    weights_resident : bool
+        Whether all packed weights fit in the weight SRAM.
+    """
+    check_mode(mode, timing)
+    resident = packed_weight_bytes(packings, hw) <= hw.memory.weight_sram_bytes
+    maps = [(map_matrix(p.gates, hw, resident), p.projection and map_matrix(p.projection, hw, resident))
+            for p in packings]
+    counts = [[None, None] for _ in packings]
+    vec = [0] * len(packings)
+    outputs = None
+    if mode == "analytic":
+        for li, (p, (tg, tp)) in enumerate(zip(packings, maps)):
+            one = simulate_matmul(p.gates, None, hw, batch, timing, "analytic", resident, tg).counts
+            counts[li][0] = MatmulCounts(**{k: v * steps for k, v in one.to_dict().items()})
+            if p.projection is not None:
+                one = simulate_matmul(p.projection, None, hw, batch, timing, "analytic", resident, tp).counts
+                counts[li][1] = MatmulCounts(**{k: v * steps for k, v in one.to_dict().items()})
+            vec[li] = vector_unit_cycles(hw, workload.layers[li].hidden_size, batch) * steps
+    else:
+        x_seq = lstm_inputs(workload, batch, steps, seed) if inputs is None else inputs
+        h = [np.zeros((batch, layer.output_size), np.float32) for layer in workload.layers]
+        c = [np.zeros((batch, layer.hidden_size), np.float32) for layer in workload.layers]
+        outputs = np.zeros((steps, batch, workload.layers[-1].output_size), np.float32)
+        for t in range(steps):
+            x = x_seq[t]
+            for li, (layer, p, (tg, tp)) in enumerate(zip(workload.layers, packings, maps)):
+                stacked = np.concatenate([x, h[li]], axis=1)
+                res = simulate_matmul(p.gates, stacked, hw, batch, timing, "cycle", resident, tg)
+                counts[li][0] = _add(counts[li][0], res.counts)
+                gates = res.y + layer.bias[None, :]
+                H = layer.hidden_size
+                i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+                c[li] = _sigmoid(f) * c[li] + _sigmoid(i) * np.tanh(g)
+                hidden = (_sigmoid(o) * np.tanh(c[li])).astype(np.float32)
+                vec[li] += vector_unit_cycles(hw, H, batch)
+                if p.projection is not None:
+                    res = simulate_matmul(p.projection, hidden, hw, batch, timing, "cycle", resident, tp)
+                    counts[li][1] = _add(counts[li][1], res.counts)
+                    hidden = res.y
+                h[li] = hidden
+                x = hidden
+            outputs[t] = x
+            if progress is not None:
+                progress.update(1)
+    parts = []
+    for li, (layer, p) in enumerate(zip(workload.layers, packings)):
+        for which, matrix, dense in (("gates", p.gates, layer.combined), ("proj", p.projection, layer.w_hr)):
+            if matrix is None:
+                continue
+            cnt = counts[li][0 if which == "gates" else 1]
+            parts.append(WorkPart(
+                name=f"layer{li}.{which}", rows=matrix.shape[0], cols=matrix.shape[1], groups=matrix.num_groups,
+                nonzeros=matrix.nonzeros, nonzeros_before=matrix.stats.get("nonzeros_before", int(np.count_nonzero(dense))),
+                counts=cnt, steps=steps, batch=batch, vector_cycles=vec[li] if which == "gates" else 0,
+                cell_bytes=(hw.arithmetic.weight_bits + hw.select_bits(matrix.max_group_size)) / 8,
+            ))
+    return parts, outputs, resident

@@ -1,0 +1,123 @@
+"""The metrics of ../shared/DESIGN.md section 4, computed from simulated counts.
+
+Every metric has a one-line definition in :data:`DEFINITIONS`; reports print it next to the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sasim.hw.config import HardwareConfig
+from sasim.sim.counts import MatmulCounts
+
+DEFINITIONS = {
+    "cycles": "total cycles of the simulated work (array + vector unit), stalls included",
+    "array_cycles": "cycles the systolic array spends on matrix products",
+    "vector_cycles": "cycles of the element-wise vector unit (LSTM cell update)",
+    "stall_cycles": "cycles lost to memory bandwidth (cycles minus the same schedule with unlimited bandwidth)",
+    "utilization": "useful MACs / (R * C * cycles); useful = nonzero weight x real input",
+    "dense_equivalent_utilization": "dense MACs of the original matrix / (R * C * cycles); may exceed 1",
+    "packing_efficiency": "nonzero weights / (N * G) cells of the packed matrices",
+    "tile_efficiency": "nonzero weights / (tiles * R * C)",
+    "tiles": "array tiles per timestep (all layers)",
+    "pruned_fraction": "weights removed by the conflict rule / nonzero weights before combining",
+    "latency_s": "cycles / clock",
+    "cycles_per_step": "cycles of one timestep of all layers",
+    "sram_bytes": "bytes moved between SRAM and the array (weights + select bits, input lanes, results)",
+    "dram_bytes": "bytes read from DRAM (weights: once if they fit in the weight SRAM, else every load)",
+    "energy_j": "sum of the config's per-action energies over the counted actions",
+    "scalesim_total_cycles": "cycles - 1: SCALE-Sim v3 reports the 0-based index of its last cycle",
+    "bpc": "bits per character on the named split, with the weights the array holds",
+    "ppl": "perplexity on the named split, with the weights the array holds",
+}
+
+
+@dataclass
+class WorkPart:
+    """One matrix of the workload with everything its metrics need, summed over timesteps."""
+
+    name: str
+    rows: int  # N
+    cols: int  # K
+    groups: int  # G
+    nonzeros: int  # after combining
+    nonzeros_before: int
+    counts: MatmulCounts
+    steps: int
+    batch: int
+    vector_cycles: int = 0
+    cell_bytes: float = 4.0
+    extra: dict = field(default_factory=dict)
+
+
+def _energy_pj(hw: HardwareConfig, c: MatmulCounts, sram_bytes: float, dram_bytes: float) -> float:
+    e = hw.energy
+    return (c.useful_macs * e.mac_pj + c.mux_macs * e.mux_select_pj + c.pe_vector_slots * e.register_pj
+            + sram_bytes * e.sram_pj_per_byte + dram_bytes * e.dram_pj_per_byte)
+
+
+def part_metrics(part: WorkPart, hw: HardwareConfig, weights_resident: bool) -> dict:
+    """DESIGN metrics of one matrix (summed over its timesteps)."""
+    c = part.counts
+    pes = hw.array.rows * hw.array.cols
+    cycles = c.cycles + part.vector_cycles
+    weight_bytes = c.weight_cells * part.cell_bytes
+    sram = weight_bytes + c.input_words * hw.act_bytes + c.output_words * hw.acc_bytes
+    dram = (part.groups * part.rows * part.cell_bytes) if weights_resident else weight_bytes
+    steps = max(part.steps, 1)
+    return {
+        "name": part.name,
+        "shape": [part.rows, part.cols],
+        "groups": part.groups,
+        "tiles": c.tiles // steps,
+        "cycles": cycles,
+        "array_cycles": c.cycles,
+        "vector_cycles": part.vector_cycles,
+        "stall_cycles": c.stall_cycles,
+        "utilization": c.useful_macs / (pes * cycles) if cycles else 0.0,
+        "dense_equivalent_utilization": part.rows * part.cols * part.batch * steps / (pes * cycles) if cycles else 0.0,
+        "packing_efficiency": part.nonzeros / (part.rows * part.groups) if part.groups else 0.0,
+        "tile_efficiency": part.nonzeros / ((c.tiles // steps) * pes) if c.tiles else 0.0,
+        "pruned_fraction": 1 - part.nonzeros / part.nonzeros_before if part.nonzeros_before else 0.0,
+        "nonzeros": part.nonzeros,
+        "nonzeros_before": part.nonzeros_before,
+        "useful_macs": c.useful_macs,
+        "sram_bytes": sram,
+        "dram_bytes": dram,
+        "energy_j": _energy_pj(hw, c, sram, dram) * 1e-12,
+        "latency_s": cycles / hw.clock_hz,
+        **part.extra,
+    }
+
+
+def total_metrics(parts: list[WorkPart], per_part: list[dict], hw: HardwareConfig, steps: int) -> dict:
+    """Metrics of the whole workload: counts summed, ratios recomputed from the sums."""
+    pes = hw.array.rows * hw.array.cols
+    cycles = sum(m["cycles"] for m in per_part)
+    useful = sum(p.counts.useful_macs for p in parts)
+    dense = sum(p.rows * p.cols * p.batch * max(p.steps, 1) for p in parts)
+    nz = sum(p.nonzeros for p in parts)
+    nz0 = sum(p.nonzeros_before for p in parts)
+    cells = sum(p.rows * p.groups for p in parts)
+    tiles = sum(m["tiles"] for m in per_part)
+    return {
+        "tiles": tiles,
+        "cycles": cycles,
+        "array_cycles": sum(m["array_cycles"] for m in per_part),
+        "vector_cycles": sum(m["vector_cycles"] for m in per_part),
+        "stall_cycles": sum(m["stall_cycles"] for m in per_part),
+        "utilization": useful / (pes * cycles) if cycles else 0.0,
+        "dense_equivalent_utilization": dense / (pes * cycles) if cycles else 0.0,
+        "packing_efficiency": nz / cells if cells else 0.0,
+        "tile_efficiency": nz / (tiles * pes) if tiles else 0.0,
+        "pruned_fraction": 1 - nz / nz0 if nz0 else 0.0,
+        "nonzeros": nz,
+        "nonzeros_before": nz0,
+        "useful_macs": useful,
+        "sram_bytes": sum(m["sram_bytes"] for m in per_part),
+        "dram_bytes": sum(m["dram_bytes"] for m in per_part),
+        "energy_j": sum(m["energy_j"] for m in per_part),
+        "latency_s": cycles / hw.clock_hz,
+        "cycles_per_step": cycles / max(steps, 1),
+        "latency_per_step_s": cycles / max(steps, 1) / hw.clock_hz,
+    }
