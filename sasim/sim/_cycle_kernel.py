@@ -100,7 +100,7 @@ def _simulate_tiles(values, select, group_cols, lane_counts, x, rows_n, R, C, nr
                     c_lo = 0
                 if c_lo > c_hi:
                     continue
-                c_hi -= (d - c_hi) % k
+                c_hi -= ((c_hi - d) % k + k) % k  # the highest column with (d - c) divisible by k
                 row = rt * R + r
                 rslot = (t - r) % R
                 for c in range(c_hi, c_lo - 1, -k):

@@ -57,12 +57,17 @@ def load_raw(path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise SasimError(
-            f"{path} holds pickled Python objects (a whole model?), which sasim never unpickles; {_RESAVE_HINT}"
-            + (f" [{str(exc).splitlines()[0][:120]}]" if str(exc) else "")
-        ) from None
+        text = str(exc)
+        if "Unsupported global" in text or "GLOBAL" in text:
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            what = f" (found {found.group(1)})" if found else ""
+            raise SasimError(
+                f"{path} holds pickled Python objects{what}, e.g. a whole model, which sasim never unpickles; "
+                f"{_RESAVE_HINT}") from None
+        raise SasimError(f"{path} is not a readable torch checkpoint; pass a file written by "
+                         "torch.save(state_dict) or a .safetensors file") from None
     except Exception as exc:
-        raise SasimError(f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise SasimError(f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {str(exc)[:160]})") from None
     if isinstance(obj, (list, tuple)):
         raise SasimError(f"{path} holds a {type(obj).__name__}, not a state_dict; {_RESAVE_HINT}")
     if not isinstance(obj, dict):

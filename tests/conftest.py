@@ -1,0 +1,39 @@
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sasim.hw.config import HardwareConfig, load_hw_config  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def make_hw(rows=8, cols=8, mux_fanin=8, **overrides) -> HardwareConfig:
+    """A validated config from the shipped 8x8 one with some fields replaced (dotted keys)."""
+    base = copy.deepcopy(load_hw_config("8x8").to_dict())
+    base["array"].update(rows=rows, cols=cols, mux_fanin=mux_fanin)
+    for key, value in overrides.items():
+        node = base
+        parts = key.split("__")
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = value
+    return HardwareConfig.model_validate(base)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def sparse_matrix(rng, n, k, density, integer=False):
+    if integer:
+        w = rng.integers(-4, 5, size=(n, k)).astype(np.float32)
+    else:
+        w = rng.standard_normal((n, k)).astype(np.float32)
+    return w * (rng.random((n, k)) < density)
