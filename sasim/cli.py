@@ -284,6 +284,9 @@ def main(argv=None) -> int:
     except SasimError as exc:
         print(f"sasim {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("sasim: interrupted", file=sys.stderr)
         return 130

@@ -28,7 +28,7 @@ NUM_COUNTS = 7
 
 
 @njit
-def _simulate_tiles(values, select, group_cols, lane_counts, x, rows_n, R, C, nrt, nct, M,
+def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_prefix, x, rows_n, R, C, nrt, nct, M,
                     load_beats, interval, tile_cells, overlap, compute_values, out):
     ntiles = nrt * nct
     A = group_cols.shape[1]
@@ -73,9 +73,14 @@ def _simulate_tiles(values, select, group_cols, lane_counts, x, rows_n, R, C, nr
                 d = t - issue_start[i] - c
                 if d < 0:
                     break
-                if d % k != 0 or d // k >= M:
-                    continue
-                m = d // k
+                if k == 1:
+                    if d >= M:
+                        continue
+                    m = d
+                else:
+                    if d % k != 0 or d // k >= M:
+                        continue
+                    m = d // k
                 g = ct * C + c
                 counts[INPUT_WORDS] += lane_counts[g]
                 if compute_values:
@@ -86,7 +91,7 @@ def _simulate_tiles(values, select, group_cols, lane_counts, x, rows_n, R, C, nr
         #    its left neighbour's partial sum of the previous beat before that neighbour overwrites it
         for i in range(first_live, next_issue):
             rt = i // nct
-            ct = i % nct
+            col0 = (i % nct) * C
             k = interval[i]
             base = t - issue_start[i]
             span = (M - 1) * k
@@ -100,27 +105,43 @@ def _simulate_tiles(values, select, group_cols, lane_counts, x, rows_n, R, C, nr
                     c_lo = 0
                 if c_lo > c_hi:
                     continue
-                c_hi -= ((c_hi - d) % k + k) % k  # the highest column with (d - c) divisible by k
                 row = rt * R + r
-                rslot = (t - r) % R
-                for c in range(c_hi, c_lo - 1, -k):
-                    col = ct * C + c
-                    w = values[row, col]
-                    if w != 0:
-                        counts[USEFUL_MACS] += 1
-                        if lane_counts[col] > 1:
-                            counts[MUX_MACS] += 1
+                rslot = slot - r  # the delay-line slot holding what row r sees now: (t - r) mod R
+                if rslot < 0:
+                    rslot += R
+                if k == 1:
+                    # every PE in [c_lo, c_hi] is active: count its useful MACs from prefix sums
+                    counts[USEFUL_MACS] += nz_prefix[row, col0 + c_hi + 1] - nz_prefix[row, col0 + c_lo]
+                    counts[MUX_MACS] += mux_prefix[row, col0 + c_hi + 1] - mux_prefix[row, col0 + c_lo]
                     if compute_values:
-                        acc = psum[r, c - 1] if c > 0 else np.float32(0.0)
-                        psum[r, c] = acc + w * lane_buf[rslot, c, select[row, col]]
-                    if c == C - 1:
-                        m = (d - c) // k
-                        if row < rows_n:
-                            counts[OUTPUT_WORDS] += 1
-                            if compute_values:
-                                out[row, m] += psum[r, c]
-                        if r == R - 1 and m == M - 1:
-                            retired_at[i] = t
+                        c = c_hi
+                        lo = c_lo if c_lo > 0 else 1
+                        while c >= lo:
+                            col = col0 + c
+                            psum[r, c] = psum[r, c - 1] + values[row, col] * lane_buf[rslot, c, select[row, col]]
+                            c -= 1
+                        if c_lo == 0:
+                            psum[r, 0] = values[row, col0] * lane_buf[rslot, 0, select[row, col0]]
+                else:
+                    c_hi -= ((c_hi - d) % k + k) % k  # the highest column with (d - c) divisible by k
+                    for c in range(c_hi, c_lo - 1, -k):
+                        col = col0 + c
+                        if values[row, col] != 0:
+                            counts[USEFUL_MACS] += 1
+                            if lane_counts[col] > 1:
+                                counts[MUX_MACS] += 1
+                        if compute_values:
+                            acc = psum[r, c - 1] if c > 0 else np.float32(0.0)
+                            psum[r, c] = acc + values[row, col] * lane_buf[rslot, c, select[row, col]]
+                if c_hi == C - 1 and (k == 1 or (d - c_hi) % k == 0):
+                    # a result leaves the right edge into the output accumulator
+                    m = (d - c_hi) // k
+                    if row < rows_n:
+                        counts[OUTPUT_WORDS] += 1
+                        if compute_values:
+                            out[row, m] += psum[r, C - 1]
+                    if r == R - 1 and m == M - 1:
+                        retired_at[i] = t
         while first_live < next_issue and retired_at[first_live] >= 0:
             first_live += 1
         t += 1

@@ -25,7 +25,14 @@ def _padded(packed: PackedMatrix, tm: TileMap):
     group_cols[:g] = packed.group_cols
     lanes = np.zeros(gpad, dtype=np.int64)
     lanes[:g] = packed.group_sizes
-    return values, select, group_cols, lanes
+    # per-row prefix sums of nonzero cells (and of nonzero cells behind a multiplexer), so that the
+    # kernel counts the useful MACs of a run of active PEs in O(1)
+    nz = values != 0
+    nz_prefix = np.zeros((npad, gpad + 1), dtype=np.int64)
+    np.cumsum(nz, axis=1, out=nz_prefix[:, 1:])
+    mux_prefix = np.zeros((npad, gpad + 1), dtype=np.int64)
+    np.cumsum(nz & (lanes > 1)[None, :], axis=1, out=mux_prefix[:, 1:])
+    return values, select, group_cols, lanes, nz_prefix, mux_prefix
 
 
 def simulate_cycles(packed: PackedMatrix, x: np.ndarray | None, tm: TileMap, M: int, timing: str = "sasim",
@@ -68,9 +75,9 @@ def simulate_cycles(packed: PackedMatrix, x: np.ndarray | None, tm: TileMap, M: 
             raise SasimError("inputs hold NaN or Inf values")
     else:
         x = np.zeros((1, 1), dtype=np.float32)
-    values, select, group_cols, lanes = _padded(packed, tm)
+    values, select, group_cols, lanes, nz_prefix, mux_prefix = _padded(packed, tm)
     out = np.zeros((values.shape[0], M if compute_values else 1), dtype=np.float32)
-    args = (values, select, group_cols, lanes, x, n, tm.rows, tm.cols, tm.row_tiles, tm.col_tiles, M)
+    args = (values, select, group_cols, lanes, nz_prefix, mux_prefix, x, n, tm.rows, tm.cols, tm.row_tiles, tm.col_tiles, M)
     raw = K._simulate_tiles(*args, tm.load_beats, tm.interval, tm.tile_cells, timing == "sasim",
                             compute_values, out)
     beats = int(raw[K.BEATS])

@@ -1,0 +1,81 @@
+"""Simulator speed: cycle-level PE-cycles per second, analytic time, and SCALE-Sim for comparison.
+
+Usage::
+
+    python benchmarks/bench_sim.py                  # sasim only
+    python benchmarks/bench_sim.py --with-scalesim  # also time SCALE-Sim v3 on the same GEMM (minutes)
+
+Prints ratios measured in this one run. "Simulated PE-cycles" counts R x C PEs for every cycle of
+the simulated schedule (idle PEs included: the kernel advances all of them, skipping the idle ones
+cheaply). Single-threaded kernel, so the per-core figure is the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from sasim.combine.packed import PackedMatrix  # noqa: E402
+from sasim.hw.config import load_hw_config  # noqa: E402
+from sasim.sim.engine import simulate_matmul  # noqa: E402
+from sasim.sim.mapping import map_matrix  # noqa: E402
+
+
+def best_of(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--m", type=int, default=128)
+    ap.add_argument("--n", type=int, default=4000)
+    ap.add_argument("--k", type=int, default=2000)
+    ap.add_argument("--hw", default="32x32")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--with-scalesim", action="store_true")
+    args = ap.parse_args()
+    hw = load_hw_config(args.hw)
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((args.n, args.k)).astype(np.float32)
+    x = rng.standard_normal((args.m, args.k)).astype(np.float32)
+    packed = PackedMatrix.from_dense(w)
+    t = time.perf_counter()
+    simulate_matmul(PackedMatrix.from_dense(w[:40, :40]), x[:3, :40], hw, 3)  # JIT compile / cache load
+    warm = time.perf_counter() - t
+    tm = map_matrix(packed, hw, weights_resident=False)
+    cyc_s, res = best_of(lambda: simulate_matmul(packed, x, hw, args.m, "sasim", "cycle", False, tm), args.repeats)
+    timing_s, _ = best_of(lambda: simulate_matmul(packed, None, hw, args.m, "sasim", "cycle", False, tm), 1)
+    ana_s, ana = best_of(lambda: simulate_matmul(packed, None, hw, args.m, "sasim", "analytic", False), 20)
+    sc_s, sc = best_of(lambda: simulate_matmul(packed, x, hw, args.m, "scalesim", "cycle", False, tm), 1)
+    assert ana.counts == res.counts
+    pe_cycles = hw.array.rows * hw.array.cols * res.counts.cycles
+    print(f"GEMM M={args.m} N={args.n} K={args.k} on {hw.name} ({res.counts.tiles:,} tiles)")
+    print(f"  JIT compile or cache load (first call): {warm:.2f} s")
+    print(f"  cycle-level, values, sasim timing:    {cyc_s:.3f} s for {res.counts.cycles:,} cycles "
+          f"= {pe_cycles / cyc_s:.3e} simulated PE-cycles/s (1 core)")
+    print(f"  cycle-level, timing only:             {timing_s:.3f} s")
+    sc_pe = hw.array.rows * hw.array.cols * sc.counts.cycles
+    print(f"  cycle-level, values, scalesim timing: {sc_s:.3f} s for {sc.counts.cycles:,} cycles "
+          f"= {sc_pe / sc_s:.3e} PE-cycles/s")
+    print(f"  analytic:                             {ana_s * 1e3:.3f} ms (counts equal to cycle-level: True)")
+    if args.with_scalesim:
+        from scalesim_harness import scalesim_total_cycles
+
+        cycles, ss_s = scalesim_total_cycles([(args.m, args.n, args.k)], hw.array.rows, hw.array.cols)
+        print(f"  SCALE-Sim v3: {ss_s:.1f} s, Total Cycles {cycles[0]:,} (sasim scalesim timing: "
+              f"{sc.counts.cycles - 1:,}); sasim cycle-level with values is {ss_s / sc_s:.0f}x faster")
+
+
+if __name__ == "__main__":
+    main()
