@@ -61,3 +61,12 @@ def test_cli_validate_exit_codes(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "sasim.cli", "validate", str(tmp_path / "nope.yaml")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_docs_cover_every_field():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen", REPO / "scripts" / "gen_hwconfig_doc.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert (REPO / "docs" / "hwconfig.md").read_text() == gen.render(), "run python scripts/gen_hwconfig_doc.py"

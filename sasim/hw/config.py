@@ -187,3 +187,34 @@ def load_hw_config(name_or_path) -> HardwareConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise SasimError(f"cannot read {path}: {exc}") from None
     return parse_hw_config(text, str(path))
+
+
+def field_reference() -> list[tuple[str, str, str]]:
+    """``(path, type, description)`` of every field of the schema, for docs/hwconfig.md."""
+    import typing
+
+    rows = []
+
+    def type_text(info) -> str:
+        ann = info.annotation
+        if typing.get_origin(ann) is Literal:
+            return " or ".join(repr(a) for a in typing.get_args(ann))
+        text = getattr(ann, "__name__", str(ann))
+        limits = []
+        for meta in info.metadata:
+            for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+                value = getattr(meta, attr, None)
+                if value is not None:
+                    limits.append(f"{sign} {value}")
+        return f"{text} ({', '.join(limits)})" if limits else text
+
+    def walk(model, prefix):
+        for name, info in model.model_fields.items():
+            ann = info.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name}.")
+            else:
+                rows.append((f"{prefix}{name}", type_text(info), info.description or ""))
+
+    walk(HardwareConfig, "")
+    return rows

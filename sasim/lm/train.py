@@ -145,4 +145,9 @@ def train(corpus: Corpus, cfg: TrainConfig, out, device="cpu", resume: bool = Fa
             save_checkpoint(out, model.state_dict(), train=summary, **meta)
         save_checkpoint(latest, model.state_dict(), train=summary, optimizer=optimizer.state_dict(),
                         rng=torch.get_rng_state(), **meta)
+    if out.is_file():  # the best checkpoint carries the whole run's summary (curve, time), not a snapshot
+        best = load_raw(out)
+        extra = {k: v for k, v in best.items() if k not in ("format", "format_version", "model_config", "vocab",
+                                                              "state_dict", "train")}
+        save_checkpoint(out, best["state_dict"], best["model_config"], best["vocab"], train=summary, **extra)
     return summary

@@ -1,0 +1,84 @@
+"""The command line: reports carry DESIGN.md's metrics and provenance; bad input gets one error line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+
+def sasim(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sasim.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+DESIGN_KEYS = {"cycles", "stall_cycles", "utilization", "dense_equivalent_utilization", "packing_efficiency",
+               "tile_efficiency", "tiles", "pruned_fraction", "latency_s"}
+
+
+def test_gemm_json_report(tmp_path):
+    out = tmp_path / "g.json"
+    res = sasim("gemm", "--hw", "8x8", "--m", 4, "--n", 30, "--k", 20, "--density", 0.3, "--alpha", 4, "--gamma", 0.5,
+                "--timing", "scalesim", "--json", out)
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(out.read_text())
+    assert DESIGN_KEYS <= set(rep["total"])
+    assert rep["total"]["scalesim_total_cycles"] == rep["total"]["cycles"] - 1
+    assert rep["total"]["max_abs_error_vs_numpy"] < 1e-4
+    assert {"sasim", "numpy", "numba", "torch"} <= set(rep["versions"])
+    assert rep["hw"]["array"]["rows"] == 8 and rep["seed"] == 0 and rep["packing"]["alpha"] == 4
+    assert "utilization" in res.stdout and "definitions" in res.stdout
+
+
+@pytest.fixture
+def lstm_ckpt(tmp_path):
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(12, 16, num_layers=2)
+    with torch.no_grad():
+        for name, p in lstm.named_parameters():
+            if "weight" in name:
+                p.mul_((torch.rand_like(p) < 0.25).float())
+    path = tmp_path / "lstm.pt"
+    torch.save(lstm.state_dict(), path)
+    return path
+
+
+def test_run_dense_and_packed_analytic_equals_cycle(lstm_ckpt, tmp_path):
+    reports = {}
+    for mode in ("cycle", "analytic"):
+        out = tmp_path / f"{mode}.json"
+        res = sasim("run", "--hw", "8x8", "--weights", lstm_ckpt, "--batch", 3, "--steps", 2, "--mode", mode,
+                    "--alpha", 4, "--gamma", 0.5, "--json", out)
+        assert res.returncode == 0, res.stderr
+        reports[mode] = json.loads(out.read_text())
+    assert reports["cycle"]["total"] == reports["analytic"]["total"]
+    assert DESIGN_KEYS <= set(reports["cycle"]["total"])
+    assert len(reports["cycle"]["layers"]) == 2
+
+
+def test_combine_then_run_packed_checkpoint(lstm_ckpt, tmp_path):
+    packed = tmp_path / "packed.pt"
+    res = sasim("combine", "--weights", lstm_ckpt, "--alpha", 4, "--gamma", 1.0, "--out", packed, "--json",
+                tmp_path / "c.json")
+    assert res.returncode == 0, res.stderr
+    stats = json.loads((tmp_path / "c.json").read_text())["tensors"]["rnns.0.gates"]
+    assert {"groups", "group_sizes", "nonzeros_before", "nonzeros_after", "pruned_fraction", "packing_efficiency"} <= set(stats)
+    raw = torch.load(packed, weights_only=True)
+    sd = raw["state_dict"]
+    assert torch.equal(sd["rnns.0.weight_ih_l0"] * sd["rnns.0.mask_ih"], sd["rnns.0.weight_ih_l0"])
+    assert sasim("run", "--hw", "8x8", "--weights", packed).returncode == 0
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["gemm", "--hw", "8x8", "--m", 0, "--n", 3, "--k", 3], "--m must be positive"),
+    (["gemm", "--hw", "8x8", "--m", 2, "--n", 3, "--k", 3, "--alpha", 4], "both --alpha and --gamma"),
+    (["gemm", "--hw", "8x8", "--m", 2, "--n", 3, "--k", 3, "--rule", "spill"], "only applies when packing"),
+    (["gemm", "--hw", "8x8", "--m", 2, "--n", 30, "--k", 30, "--alpha", 16, "--gamma", 1], "mux_fanin"),
+    (["gemm", "--hw", "nonexistent.yaml", "--m", 2, "--n", 3, "--k", 3], "not found"),
+    (["gemm", "--hw", "8x8", "--m", 2, "--n", 3, "--k", 3, "--density", 0], "--density"),
+    (["run", "--hw", "8x8", "--weights", "missing.pt"], "not found"),
+])
+def test_bad_input_one_line_exit_2(args, needle):
+    res = sasim(*args)
+    assert res.returncode == 2
+    assert needle in res.stderr and "Traceback" not in res.stderr
