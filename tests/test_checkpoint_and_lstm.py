@@ -94,3 +94,16 @@ def test_packed_lstm_on_array_equals_torch_with_pruned_weights(tmp_path):
     _, out, _ = simulate_lstm(wl, packs, make_hw(8, 8), batch=2, steps=3, inputs=x)
     ref, _ = lstm(torch.from_numpy(x))
     np.testing.assert_allclose(out, ref.detach().numpy(), atol=1e-5)
+
+
+def test_safetensors_checkpoint(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(5, 6)
+    save_file({k: v.contiguous() for k, v in lstm.state_dict().items()}, str(tmp_path / "l.safetensors"))
+    wl = load_lstm_workload(tmp_path / "l.safetensors")
+    np.testing.assert_array_equal(wl.layers[0].w_hh, lstm.weight_hh_l0.detach().numpy())
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(SasimError, match="safetensors"):
+        load_lstm_workload(tmp_path / "bad.safetensors")

@@ -150,4 +150,9 @@ def train(corpus: Corpus, cfg: TrainConfig, out, device="cpu", resume: bool = Fa
         extra = {k: v for k, v in best.items() if k not in ("format", "format_version", "model_config", "vocab",
                                                               "state_dict", "train")}
         save_checkpoint(out, best["state_dict"], best["model_config"], best["vocab"], train=summary, **extra)
+    from sasim.report.json_report import write_json
+    from sasim.report.provenance import run_header
+
+    write_json(out.with_suffix(".json"), run_header(checkpoint=str(out), data=corpus.path, level=corpus.level,
+                                                    model_config=model.config.to_dict(), train=summary))
     return summary

@@ -1,0 +1,111 @@
+"""Column combining for torch LSTM models, shaped like ``torch.nn.utils.prune`` / ``torch.ao.pruning``.
+
+>>> combiner = ColumnCombiner(model, alpha=8, gamma=0.5, rule="prune")
+>>> combiner.prepare()        # registers mask buffers (all ones) on every LSTM layer
+>>> combiner.step()           # regroup from scratch and combine-prune: masks follow the new groups
+>>> ...                       # train; LSTMLayer applies its masks on every forward
+>>> packed = combiner.squash()  # bake masks into the weights; return the packed form per layer
+
+Works on :class:`sasim.lm.model.LSTMLanguageModel` (its layers read ``mask_ih``/``mask_hh``/``mask_hr``
+on every forward, so masked weights stay zero through weight drop, weight decay and optimizer steps).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sasim.combine.pack import pack_matrix
+from sasim.combine.packed import PackedMatrix
+from sasim.errors import SasimError
+
+
+class ColumnCombiner:
+    """Keeps masks and groups of a model's LSTM matrices in the model's state.
+
+    Parameters
+    ----------
+    model : LSTMLanguageModel
+    alpha, gamma, rule, policy, section, row_cap
+        Packing parameters (see :func:`sasim.combine.pack.pack_matrix`); ``alpha`` and ``gamma`` may
+        be per-layer lists.
+    """
+
+    def __init__(self, model, alpha, gamma, rule="prune", policy="paper", section=256, row_cap=None):
+        self.model = model
+        n = len(model.rnns)
+        self.alpha = list(alpha) if isinstance(alpha, (list, tuple)) else [alpha] * n
+        self.gamma = list(gamma) if isinstance(gamma, (list, tuple)) else [gamma] * n
+        if len(self.alpha) != n or len(self.gamma) != n:
+            raise SasimError(f"per-layer alpha/gamma need {n} entries")
+        self.kw = dict(rule=rule, policy=policy, section=section, row_cap=row_cap)
+        self.packed: list[dict] = [{} for _ in range(n)]
+
+    def prepare(self) -> "ColumnCombiner":
+        """Register all-ones masks on every LSTM layer (kept ones if already there)."""
+        for rnn in self.model.rnns:
+            for kind, weight in self._weights(rnn):
+                if not hasattr(rnn, f"mask_{kind}"):
+                    rnn.register_buffer(f"mask_{kind}", torch.ones_like(weight))
+        return self
+
+    @staticmethod
+    def _weights(rnn):
+        out = [("ih", rnn.weight_ih_l0), ("hh", rnn.weight_hh_l0)]
+        if rnn.proj_size:
+            out.append(("hr", rnn.weight_hr_l0))
+        return out
+
+    @torch.no_grad()
+    def step(self) -> dict:
+        """Regroup each layer's masked matrices from scratch and combine-prune; update the masks.
+
+        Masks only shrink: a weight outside the current mask stays pruned. Returns per-layer stats.
+        """
+        stats = {}
+        for li, rnn in enumerate(self.model.rnns):
+            if not hasattr(rnn, "mask_ih"):
+                raise SasimError("call prepare() before step()")
+            w_ih = (rnn.weight_ih_l0 * rnn.mask_ih).cpu().numpy()
+            w_hh = (rnn.weight_hh_l0 * rnn.mask_hh).cpu().numpy()
+            gates = pack_matrix(np.concatenate([w_ih, w_hh], 1), self.alpha[li], self.gamma[li], **self.kw)
+            keep = gates.unpack() != 0
+            rnn.mask_ih.copy_(torch.from_numpy(keep[:, : w_ih.shape[1]]).to(rnn.mask_ih))
+            rnn.mask_hh.copy_(torch.from_numpy(keep[:, w_ih.shape[1]:]).to(rnn.mask_hh))
+            self.packed[li] = {"gates": gates}
+            stats[f"layer{li}.gates"] = gates.stats
+            if rnn.proj_size:
+                w_hr = (rnn.weight_hr_l0 * rnn.mask_hr).cpu().numpy()
+                proj = pack_matrix(w_hr, self.alpha[li], self.gamma[li], **self.kw)
+                rnn.mask_hr.copy_(torch.from_numpy(proj.unpack() != 0).to(rnn.mask_hr))
+                self.packed[li]["proj"] = proj
+                stats[f"layer{li}.proj"] = proj.stats
+        return stats
+
+    @torch.no_grad()
+    def squash(self) -> list[dict]:
+        """Make the masks permanent (weights times masks) and return the packed form of each layer.
+
+        The packed values are re-read from the current (trained) weights with the frozen groups and
+        select indices, so that ``unpack()`` equals the model's weights exactly.
+        """
+        out = []
+        for li, rnn in enumerate(self.model.rnns):
+            for kind, weight in self._weights(rnn):
+                weight.mul_(getattr(rnn, f"mask_{kind}"))
+            layer = {}
+            w = torch.cat([rnn.weight_ih_l0, rnn.weight_hh_l0], 1).cpu().numpy()
+            layer["gates"] = _refill(self.packed[li]["gates"], w)
+            if rnn.proj_size:
+                layer["proj"] = _refill(self.packed[li]["proj"], rnn.weight_hr_l0.cpu().numpy())
+            out.append(layer)
+        return out
+
+
+def _refill(packed: PackedMatrix, weight: np.ndarray) -> PackedMatrix:
+    """The same groups and select indices, with values taken from ``weight`` (masked cells stay zero)."""
+    cols = packed.selected_columns()
+    rows = np.arange(weight.shape[0])[:, None]
+    values = np.where(packed.values != 0, weight[rows, cols], 0).astype(np.float32)
+    return PackedMatrix(values=values, select=packed.select.copy(), group_cols=packed.group_cols.copy(),
+                        shape=packed.shape, stats=dict(packed.stats))
