@@ -64,6 +64,13 @@ def _packing_args(args) -> dict | None:
                 section=256 if args.section is None else args.section, row_cap=args.row_cap)
 
 
+def _layer_rules(args) -> dict:
+    """The LSTM-specific hardware rules of ``sasim run``."""
+    if (args.per_gate or args.no_mix) and args.alpha is None:
+        raise SasimError("--per-gate and --no-mix only apply when packing; give --alpha and --gamma too")
+    return dict(per_gate=args.per_gate, mix_ih_hh=not args.no_mix)
+
+
 def _emit(args, title, hw, parts, total, settings, extra_lines=()) -> None:
     from sasim.report.json_report import build_report, write_json
     from sasim.report.table import print_report
@@ -135,8 +142,10 @@ def _cmd_run(args) -> int:
         raise SasimError("--batch and --steps must be positive")
     workload = load_lstm_workload(resolve_weights(args.weights))
     packing = _packing_args(args)
+    rules = _layer_rules(args)
     if packing:
-        packings = pack_workload(workload, hw, **packing)
+        packings = pack_workload(workload, hw, **packing, **rules)
+        packing.update(rules)
     else:
         packings = [LayerPacking(PackedMatrix.from_dense(l.combined),
                                  None if l.w_hr is None else PackedMatrix.from_dense(l.w_hr)) for l in workload.layers]
@@ -263,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=1, help="T: timesteps (default 1)")
     _add_sim_flags(p)
     _add_packing_flags(p)
+    p.add_argument("--per-gate", dest="per_gate", action="store_true",
+                   help="group each gate's rows (i, f, g, o) separately instead of across the four gates")
+    p.add_argument("--no-mix", dest="no_mix", action="store_true", help="groups never mix W_ih and W_hh columns")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("combine", help="column-combine the matrices of a checkpoint")

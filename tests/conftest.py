@@ -7,7 +7,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from hypothesis import HealthCheck, settings  # noqa: E402
+
 from sasim.hw.config import HardwareConfig, load_hw_config  # noqa: E402
+
+# CI runs the default profile; `SASIM_HYPOTHESIS=thorough python -m pytest` searches 20x longer.
+settings.register_profile("default", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("thorough", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(__import__("os").environ.get("SASIM_HYPOTHESIS", "default"))
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

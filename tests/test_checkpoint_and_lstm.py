@@ -107,3 +107,32 @@ def test_safetensors_checkpoint(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(SasimError, match="safetensors"):
         load_lstm_workload(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("per_gate,mix", [(True, True), (False, False), (True, False)])
+def test_layer_rules_per_gate_and_no_mix(tmp_path, per_gate, mix):
+    torch.manual_seed(4)
+    lstm = torch.nn.LSTM(8, 12)
+    with torch.no_grad():
+        for p in (lstm.weight_ih_l0, lstm.weight_hh_l0):
+            p.mul_((torch.rand_like(p) < 0.3).float())
+    torch.save(lstm.state_dict(), tmp_path / "l.pt")
+    wl = load_lstm_workload(tmp_path / "l.pt")
+    hw = make_hw(8, 8)
+    packs = pack_workload(wl, hw, alpha=4, gamma=1.0, per_gate=per_gate, mix_ih_hh=mix)
+    pruned = packs[0].gates.unpack()
+    if per_gate:
+        assert len(packs[0].gates.blocks) == 4
+    if not mix:
+        blocks = packs[0].gates.blocks if per_gate else [packs[0].gates]
+        for g in (g for b in blocks for g in b.groups()):
+            assert all(c < 8 for c in g) or all(c >= 8 for c in g)
+    x = np.random.default_rng(2).standard_normal((2, 3, 8)).astype(np.float32)
+    parts, out, _ = simulate_lstm(wl, packs, hw, batch=3, steps=2, inputs=x)
+    ana, _, _ = simulate_lstm(wl, packs, hw, batch=3, steps=2, mode="analytic")
+    assert [p.counts for p in parts] == [p.counts for p in ana]
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(torch.from_numpy(pruned[:, :8]))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(pruned[:, 8:]))
+    ref, _ = lstm(torch.from_numpy(x))
+    np.testing.assert_allclose(out, ref.detach().numpy(), atol=1e-5)

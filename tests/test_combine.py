@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 from conftest import sparse_matrix
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from naive import naive_combine_prune, naive_paper_groups
 
@@ -29,7 +29,6 @@ params = st.fixed_dictionaries(dict(
 ))
 
 
-@settings(max_examples=200, deadline=None)
 @given(matrices(), params)
 def test_fast_groups_identical_to_naive(w, p):
     fast = [list(g) for g in group_columns(w, **p)]
@@ -37,7 +36,6 @@ def test_fast_groups_identical_to_naive(w, p):
     assert fast == slow
 
 
-@settings(max_examples=150, deadline=None)
 @given(matrices(), params, st.sampled_from(["prune", "spill"]))
 def test_packing_properties(w, p, rule):
     packed = pack_matrix(w, rule=rule, **p)

@@ -2,7 +2,7 @@
 
 import numpy as np
 from conftest import make_hw, sparse_matrix
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sasim.combine.pack import pack_matrix
@@ -22,7 +22,6 @@ def cases(draw):
     )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_cycle_and_analytic_counts_equal(case):
     rng = np.random.default_rng(case["seed"])

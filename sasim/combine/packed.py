@@ -67,6 +67,11 @@ class PackedMatrix:
     def nonzeros(self) -> int:
         return int(np.count_nonzero(self.values))
 
+    @property
+    def cells(self) -> int:
+        """``N * G``: PE cells the packed matrix occupies."""
+        return int(self.values.size)
+
     def groups(self) -> list[list[int]]:
         """Each group's column indices, as lists."""
         return [[int(c) for c in row if c >= 0] for row in self.group_cols]
@@ -114,3 +119,45 @@ def validate_matrix(weight, name: str = "weight") -> np.ndarray:
         bad = int(np.count_nonzero(~np.isfinite(w)))
         raise SasimError(f"{name} holds {bad} NaN or Inf values; repair or retrain the checkpoint before simulating")
     return w
+
+
+@dataclass
+class RowBlocks:
+    """A matrix packed in row blocks, each with groups of its own (e.g. one block per LSTM gate).
+
+    The blocks run on the array one after another as separate matrix products; their outputs
+    stack in block order.
+    """
+
+    blocks: list
+
+    @property
+    def shape(self) -> tuple:
+        return (sum(b.shape[0] for b in self.blocks), self.blocks[0].shape[1])
+
+    @property
+    def num_groups(self) -> int:
+        return sum(b.num_groups for b in self.blocks)
+
+    @property
+    def cells(self) -> int:
+        return sum(b.cells for b in self.blocks)
+
+    @property
+    def nonzeros(self) -> int:
+        return sum(b.nonzeros for b in self.blocks)
+
+    @property
+    def max_group_size(self) -> int:
+        return max(b.max_group_size for b in self.blocks)
+
+    @property
+    def stats(self) -> dict:
+        before = sum(b.stats.get("nonzeros_before", b.nonzeros) for b in self.blocks)
+        return {"nonzeros_before": before, "groups": self.num_groups, "blocks": [b.stats for b in self.blocks]}
+
+    def unpack(self) -> np.ndarray:
+        return np.concatenate([b.unpack() for b in self.blocks], axis=0)
+
+    def matmul(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([b.matmul(x) for b in self.blocks], axis=1)

@@ -3,8 +3,12 @@
 With per-tile load beats ``L_i``, issue intervals ``k_i``, ``M`` vectors and an ``R x C`` array (beats;
 cycles = beats x cycles per beat):
 
-* ``scalesim`` (no overlap): each tile loads, streams, and drains before the next load starts:
-  ``beats = sum_i (L_i + (M - 1) k_i + R + C - 1)``.
+* ``scalesim`` (no overlap): each tile loads, streams, and drains before the next load starts; the
+  input port also needs its ``M k_i`` beats of tile ``i`` before tile ``i + 1`` streams (this only
+  binds when ``k_i > R + C - 1 + L_{i+1}``). Tile ``i + 1`` starts
+  ``max((M - 1) k_i + R + C - 1 + L_{i+1}, M k_i)`` beats after tile ``i``:
+  ``beats = L_0 + sum_{i>=1} max((M - 1) k_{i-1} + R + C - 1 + L_i, M k_{i-1}) + (M - 1) k_last + R + C - 1``.
+  With ``k = 1`` this is ``sum_i (L_i + M + R + C - 2)``, SCALE-Sim's weight-stationary folds.
 * ``sasim`` (double-buffered weights): tile ``i``'s weights load into shadow registers while tile
   ``i - 1`` streams, so tile ``i`` starts ``max(M k_{i-1}, L_i)`` beats after tile ``i - 1``:
   ``beats = L_0 + sum_{i>=1} max(M k_{i-1}, L_i) + (M - 1) k_last + R + C - 1``.
@@ -27,8 +31,9 @@ def schedule_beats(tm: TileMap, M: int, timing: str, load_beats=None, interval=N
     k = tm.interval if interval is None else interval
     R, C = tm.rows, tm.cols
     if timing == "scalesim":
-        return int(np.sum(L + (M - 1) * k + R + C - 1))
-    gaps = np.maximum(M * k[:-1], L[1:])
+        gaps = np.maximum((M - 1) * k[:-1] + R + C - 1 + L[1:], M * k[:-1])
+    else:
+        gaps = np.maximum(M * k[:-1], L[1:])
     return int(L[0] + gaps.sum() + (M - 1) * k[-1] + R + C - 1)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sasim.combine.packed import PackedMatrix
+from sasim.combine.packed import PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
 from sasim.sim.analytic import analytic_counts
@@ -33,10 +33,17 @@ def check_mode(mode: str, timing: str) -> None:
         raise SasimError(f"--timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
 
 
-def simulate_matmul(packed: PackedMatrix, x: np.ndarray | None, hw: HardwareConfig, M: int,
+def map_any(packed, hw: HardwareConfig, weights_resident: bool = True):
+    """:func:`map_matrix` of a packed matrix, or the list of its row blocks' maps."""
+    if isinstance(packed, RowBlocks):
+        return [map_matrix(b, hw, weights_resident) for b in packed.blocks]
+    return map_matrix(packed, hw, weights_resident)
+
+
+def simulate_matmul(packed: PackedMatrix | RowBlocks, x: np.ndarray | None, hw: HardwareConfig, M: int,
                     timing: str = "sasim", mode: str = "cycle", weights_resident: bool = True,
                     tilemap: TileMap | None = None) -> MatmulResult:
-    """Simulate ``y = x @ W.T`` for the packed ``W`` on ``hw``.
+    """Simulate ``y = x @ W.T`` for the packed ``W`` on ``hw`` (row blocks run one after another).
 
     Parameters
     ----------
@@ -54,6 +61,14 @@ def simulate_matmul(packed: PackedMatrix, x: np.ndarray | None, hw: HardwareConf
         Whether the workload's weights fit in the weight SRAM (else loads are DRAM-bound).
     """
     check_mode(mode, timing)
+    if isinstance(packed, RowBlocks):
+        maps = tilemap or [None] * len(packed.blocks)
+        results = [simulate_matmul(b, x, hw, M, timing, mode, weights_resident, tm) for b, tm in zip(packed.blocks, maps)]
+        counts = results[0].counts
+        for r in results[1:]:
+            counts = MatmulCounts(**{k: getattr(counts, k) + getattr(r.counts, k) for k in counts.to_dict()})
+        y = None if results[0].y is None else np.concatenate([r.y for r in results], axis=1)
+        return MatmulResult(y=y, counts=counts, tilemap=[r.tilemap for r in results])
     if packed.max_group_size > hw.array.mux_fanin:
         raise SasimError(f"groups of up to {packed.max_group_size} columns need mux_fanin >= "
                          f"{packed.max_group_size}, but {hw.name} has {hw.array.mux_fanin}; pack with alpha <= "

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sasim.combine.packed import PackedMatrix
+from sasim.combine.packed import PackedMatrix, RowBlocks
 from sasim.hw.config import HardwareConfig
 from sasim.sim.counts import MatmulCounts
-from sasim.sim.engine import check_mode, simulate_matmul
-from sasim.sim.mapping import map_matrix
+from sasim.sim.engine import check_mode, map_any, simulate_matmul
 from sasim.sim.metrics import WorkPart
 from sasim.workload.lstm import LSTMWorkload
 
@@ -27,7 +26,7 @@ from sasim.workload.lstm import LSTMWorkload
 class LayerPacking:
     """The packed matrices of one LSTM layer: ``[W_ih | W_hh]`` and, with a projection, ``W_hr``."""
 
-    gates: PackedMatrix
+    gates: PackedMatrix | RowBlocks
     projection: PackedMatrix | None = None
 
 
@@ -51,7 +50,7 @@ def packed_weight_bytes(packings: list[LayerPacking], hw: HardwareConfig) -> flo
     for p in packings:
         for m in (p.gates, p.projection):
             if m is not None:
-                total += m.values.size * (hw.arithmetic.weight_bits + hw.select_bits(m.max_group_size)) / 8
+                total += m.cells * (hw.arithmetic.weight_bits + hw.select_bits(m.max_group_size)) / 8
     return total
 
 
@@ -80,7 +79,7 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
     """
     check_mode(mode, timing)
     resident = packed_weight_bytes(packings, hw) <= hw.memory.weight_sram_bytes
-    maps = [(map_matrix(p.gates, hw, resident), p.projection and map_matrix(p.projection, hw, resident))
+    maps = [(map_any(p.gates, hw, resident), p.projection and map_any(p.projection, hw, resident))
             for p in packings]
     counts = [[None, None] for _ in packings]
     vec = [0] * len(packings)
@@ -128,7 +127,7 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
             parts.append(WorkPart(
                 name=f"layer{li}.{which}", rows=matrix.shape[0], cols=matrix.shape[1], groups=matrix.num_groups,
                 nonzeros=matrix.nonzeros, nonzeros_before=matrix.stats.get("nonzeros_before", int(np.count_nonzero(dense))),
-                counts=cnt, steps=steps, batch=batch, vector_cycles=vec[li] if which == "gates" else 0,
+                counts=cnt, steps=steps, batch=batch, cells=matrix.cells, vector_cycles=vec[li] if which == "gates" else 0,
                 cell_bytes=(hw.arithmetic.weight_bits + hw.select_bits(matrix.max_group_size)) / 8,
             ))
     return parts, outputs, resident

@@ -47,7 +47,12 @@ class WorkPart:
     batch: int
     vector_cycles: int = 0
     cell_bytes: float = 4.0
+    cells: int = 0  # N * G, or the sum over row blocks; 0 means rows * groups
     extra: dict = field(default_factory=dict)
+
+
+def _cells(part: WorkPart) -> int:
+    return part.cells or part.rows * part.groups
 
 
 def _energy_pj(hw: HardwareConfig, c: MatmulCounts, sram_bytes: float, dram_bytes: float) -> float:
@@ -63,7 +68,7 @@ def part_metrics(part: WorkPart, hw: HardwareConfig, weights_resident: bool) -> 
     cycles = c.cycles + part.vector_cycles
     weight_bytes = c.weight_cells * part.cell_bytes
     sram = weight_bytes + c.input_words * hw.act_bytes + c.output_words * hw.acc_bytes
-    dram = (part.groups * part.rows * part.cell_bytes) if weights_resident else weight_bytes
+    dram = (_cells(part) * part.cell_bytes) if weights_resident else weight_bytes
     steps = max(part.steps, 1)
     return {
         "name": part.name,
@@ -76,7 +81,7 @@ def part_metrics(part: WorkPart, hw: HardwareConfig, weights_resident: bool) -> 
         "stall_cycles": c.stall_cycles,
         "utilization": c.useful_macs / (pes * cycles) if cycles else 0.0,
         "dense_equivalent_utilization": part.rows * part.cols * part.batch * steps / (pes * cycles) if cycles else 0.0,
-        "packing_efficiency": part.nonzeros / (part.rows * part.groups) if part.groups else 0.0,
+        "packing_efficiency": part.nonzeros / _cells(part) if part.groups else 0.0,
         "tile_efficiency": part.nonzeros / ((c.tiles // steps) * pes) if c.tiles else 0.0,
         "pruned_fraction": 1 - part.nonzeros / part.nonzeros_before if part.nonzeros_before else 0.0,
         "nonzeros": part.nonzeros,
@@ -98,7 +103,7 @@ def total_metrics(parts: list[WorkPart], per_part: list[dict], hw: HardwareConfi
     dense = sum(p.rows * p.cols * p.batch * max(p.steps, 1) for p in parts)
     nz = sum(p.nonzeros for p in parts)
     nz0 = sum(p.nonzeros_before for p in parts)
-    cells = sum(p.rows * p.groups for p in parts)
+    cells = sum(_cells(p) for p in parts)
     tiles = sum(m["tiles"] for m in per_part)
     return {
         "tiles": tiles,

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from sasim.combine.pack import pack_matrix
-from sasim.combine.packed import PackedMatrix
+from sasim.combine.packed import PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
 from sasim.sim.lstm import LayerPacking
@@ -18,16 +18,23 @@ from sasim.workload.lstm import LSTMWorkload, layers_from_state_dict
 
 def pack_workload(workload: LSTMWorkload, hw: HardwareConfig | None, alpha: int, gamma: float, rule: str = "prune",
                   policy: str = "paper", section: int = 256, row_cap: int | None = None,
-                  mix_ih_hh: bool = True) -> list[LayerPacking]:
+                  mix_ih_hh: bool = True, per_gate: bool = False) -> list[LayerPacking]:
     """Pack every layer's ``[W_ih | W_hh]`` (and ``W_hr``) with the same parameters.
 
     ``mix_ih_hh=False`` keeps groups from mixing ``W_ih`` and ``W_hh`` columns (a boundary at ``I``).
+    ``per_gate=True`` groups each gate's ``H`` rows (i, f, g, o) separately: four row blocks with
+    groups of their own, each its own matrix product on the array.
     """
     fanin = hw.array.mux_fanin if hw is not None else None
     out = []
     for layer in workload.layers:
         bounds = () if mix_ih_hh else (layer.input_size,)
-        gates = pack_matrix(layer.combined, alpha, gamma, rule, policy, section, row_cap, bounds, fanin)
+        if per_gate:
+            h = layer.hidden_size
+            gates = RowBlocks([pack_matrix(layer.combined[g * h:(g + 1) * h], alpha, gamma, rule, policy, section,
+                                           row_cap, bounds, fanin) for g in range(4)])
+        else:
+            gates = pack_matrix(layer.combined, alpha, gamma, rule, policy, section, row_cap, bounds, fanin)
         proj = None
         if layer.w_hr is not None:
             proj = pack_matrix(layer.w_hr, alpha, gamma, rule, policy, section, row_cap, (), fanin)
