@@ -24,8 +24,12 @@ def naive_sections(k: int, section: int, boundaries=()) -> list[tuple[int, int]]
     return list(zip(edges[:-1], edges[1:]))
 
 
-def naive_paper_groups(w, alpha, gamma, section=256, row_cap=None, boundaries=()):
-    """The grouping pseudo-code of the issue, literally: recount everything for every candidate."""
+def naive_paper_groups(w, alpha, gamma, section=256, row_cap=None, boundaries=(), policy="paper"):
+    """The grouping pseudo-code of the issue, literally: recount everything for every candidate.
+
+    ``policy="min-conflict"`` picks the feasible column adding the fewest conflicts instead
+    (ties: largest union, then lowest index).
+    """
     n, k = w.shape
     nz = (np.asarray(w) != 0).astype(int)
     budget = math.floor(gamma * n + 1e-9)
@@ -48,7 +52,16 @@ def naive_paper_groups(w, alpha, gamma, section=256, row_cap=None, boundaries=()
                     feasible.append(c)
                 if not feasible:
                     break
-                best = max(feasible, key=lambda c: (int(((cnt > 0) | (nz[:, c] > 0)).sum()), -c))
+                def union(c):
+                    return int(((cnt > 0) | (nz[:, c] > 0)).sum())
+
+                def added_conflicts(c):
+                    return int(((cnt > 0) & (nz[:, c] > 0)).sum())
+
+                if policy == "min-conflict":
+                    best = max(feasible, key=lambda c: (-added_conflicts(c), union(c), -c))
+                else:
+                    best = max(feasible, key=lambda c: (union(c), -c))
                 group.append(best)
                 open_cols.remove(best)
             groups.append(group)

@@ -26,6 +26,7 @@ def matrices(draw):
 params = st.fixed_dictionaries(dict(
     alpha=st.sampled_from([1, 2, 3, 4, 8]), gamma=st.sampled_from([0.0, 0.1, 0.5, 1.0, 1.75]),
     section=st.sampled_from([0, 5, 16]), row_cap=st.sampled_from([None, 0, 1, 2]),
+    policy=st.sampled_from(["paper", "min-conflict"]),
 ))
 
 
@@ -95,7 +96,7 @@ def test_every_row_takes_part_even_if_empty_in_last_section():
 @pytest.mark.parametrize("kwargs,match", [
     (dict(alpha=0, gamma=1.0), "alpha"), (dict(alpha=4, gamma=-1.0), "gamma"),
     (dict(alpha=4, gamma=float("nan")), "gamma"), (dict(alpha=4, gamma=1.0, section=-2), "section"),
-    (dict(alpha=4, gamma=1.0, rule="keep"), "rule"), (dict(alpha=4, gamma=1.0, policy="magic"), "policy"),
+    (dict(alpha=4, gamma=1.0, rule="keep"), "rule"), (dict(alpha=4, gamma=1.0, policy="dense-first"), "policy"),
     (dict(alpha=16, gamma=1.0, mux_fanin=8), "mux_fanin"),
 ])
 def test_impossible_parameters(kwargs, match, rng):

@@ -12,7 +12,7 @@ from sasim.sim.jit import njit
 
 
 @njit
-def _paper_groups(col_ptr, col_rows, row_ptr, row_cols, ncols, nrows, alpha, budget, row_cap, out_groups):
+def _paper_groups(col_ptr, col_rows, row_ptr, row_cols, ncols, nrows, alpha, budget, row_cap, min_conflict, out_groups):
     """Group the columns ``0..ncols-1`` of one section; return the number of groups written.
 
     ``col_ptr/col_rows``: CSC pattern of the section's nonzero columns (local indices).
@@ -56,13 +56,19 @@ def _paper_groups(col_ptr, col_rows, row_ptr, row_cols, ncols, nrows, alpha, bud
             # the feasible open column with the largest union (ties: lowest index)
             best = -1
             best_union = -1
+            best_overlap = nrows + 1
             for cand in range(first, ncols):
                 if not open_cols[cand] or blocked[cand] > 0:
                     continue
                 if conflicts + overlap[cand] > budget:
                     continue
                 u = union + (col_ptr[cand + 1] - col_ptr[cand]) - overlap[cand]
-                if u > best_union:
+                if min_conflict:
+                    if overlap[cand] < best_overlap or (overlap[cand] == best_overlap and u > best_union):
+                        best_overlap = overlap[cand]
+                        best_union = u
+                        best = cand
+                elif u > best_union:
                     best_union = u
                     best = cand
             c = best

@@ -7,6 +7,12 @@ that covers the most rows (``|rows(g) U rows(c)|``, ties: lowest index), where f
 group stays within ``alpha`` columns and its conflicts (over all rows, ``cnt - 1`` per row with
 ``cnt`` nonzeros) stay within ``floor(gamma * N)``. Optional ``row_cap``: no row of a group may
 hold more than ``row_cap`` conflicts.
+
+``min-conflict``: the same sections, order and constraints, but each step adds the feasible column
+that adds the fewest conflicts (ties: the largest union, then the lowest index). On the shipped
+model's matrices, magnitude-pruned to density 0.1 and 0.2, it needs 5.7% and 2.2% fewer groups than
+``paper`` at matched pruned fraction (``benchmarks/bench_policies.py``). Ordering the open columns
+densest-first was measured too and gained nothing (within 0.2%), so it is not offered.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 from sasim.combine._grouping_kernel import _paper_groups
 from sasim.errors import SasimError
 
-POLICIES = ("paper",)
+POLICIES = ("paper", "min-conflict")
 
 
 def validate_grouping_args(alpha, gamma, section, row_cap=None, policy="paper") -> None:
@@ -88,7 +94,7 @@ def group_columns(weight: np.ndarray, alpha: int, gamma: float, section: int = 2
         row_cols = c_idx.astype(np.int64)
         out = np.full((cols.size, alpha), -1, dtype=np.int64)
         count = _paper_groups(col_ptr, col_rows, row_ptr, row_cols, cols.size, n, alpha, budget,
-                              -1 if row_cap is None else row_cap, out)
+                              -1 if row_cap is None else row_cap, policy == "min-conflict", out)
         for g in out[:count]:
             groups.append(cols[g[g >= 0]] + lo)
     return groups
