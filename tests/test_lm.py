@@ -117,3 +117,24 @@ def test_shipped_model_reproduces_its_recorded_bpc():
     got = evaluate_checkpoint(SHIPPED, SHARED_DATA / "ptb-char", split="test")
     assert got["bpc"] == pytest.approx(recorded, abs=2e-4)
     assert recorded <= 1.45
+
+
+def test_prepare_enwik8_split_and_tokens(tmp_path, monkeypatch):
+    import zipfile
+
+    from sasim.lm import corpus as corpus_mod
+
+    monkeypatch.setattr(corpus_mod, "ENWIK8_SPLIT_BYTES", (12, 4, 4))
+    raw = b"ab\ncd\xc3\xa9fghij" + b"jk\nl" + b"mnop"
+    with zipfile.ZipFile(tmp_path / "enwik8.zip", "w") as z:
+        z.writestr("enwik8", raw)
+    out = corpus_mod.prepare_enwik8(tmp_path / "enwik8.zip", tmp_path / "e8")
+    c = load_corpus(out)
+    assert c.level == "char"
+    train = [c.vocab[i] for i in c.splits["train"]]
+    assert train[:4] == ["97", "98", "<eos>", "99"]  # bytes as decimal tokens, newline byte -> <eos>
+    assert "195" in train and "169" in train  # a UTF-8 character is two byte tokens
+    assert [c.vocab[i] for i in c.splits["valid"]] == ["106", "107", "<eos>", "108", "<eos>"]
+    (tmp_path / "short").write_bytes(b"x" * 5)
+    with pytest.raises(SasimError, match="exactly 20"):
+        corpus_mod.prepare_enwik8(tmp_path / "short", tmp_path / "e9")

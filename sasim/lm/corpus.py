@@ -22,6 +22,7 @@ import numpy as np
 from sasim.errors import SasimError
 
 SPLITS = ("train", "valid", "test")
+ENWIK8_SPLIT_BYTES = (90_000_000, 5_000_000, 5_000_000)  # train, valid, test (prep_enwik8.py)
 EOS = "<eos>"
 META_FILE = "sasim_corpus.json"
 
@@ -149,11 +150,12 @@ def prepare_enwik8(source, out_dir) -> Path:
             raw = z.read("enwik8")
     else:
         raw = source.read_bytes()
-    if len(raw) != 100_000_000:
-        raise SasimError(f"{source} holds {len(raw)} bytes; enwik8 has exactly 100,000,000")
+    n_train, n_valid, n_test = ENWIK8_SPLIT_BYTES
+    if len(raw) != n_train + n_valid + n_test:
+        raise SasimError(f"{source} holds {len(raw):,} bytes; enwik8 has exactly {n_train + n_valid + n_test:,}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = {"train": raw[:90_000_000], "valid": raw[90_000_000:95_000_000], "test": raw[95_000_000:]}
+    parts = {"train": raw[:n_train], "valid": raw[n_train:n_train + n_valid], "test": raw[n_train + n_valid:]}
     for name, data in parts.items():
         lines = data.split(b"\n")
         with open(out_dir / f"{name}.txt", "w", encoding="ascii") as f:
