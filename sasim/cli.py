@@ -177,11 +177,18 @@ def _cmd_combine(args) -> int:
     packing = _packing_args(args)
     if packing is None:
         raise SasimError("sasim combine needs --alpha and --gamma")
-    report = combine_checkpoint(args.weights, args.out, tensors=args.tensor, mux_fanin=args.mux_fanin, **packing)
+    hw = None
+    if args.hw:
+        from sasim.hw.config import load_hw_config
+
+        hw = load_hw_config(args.hw)
+    report = combine_checkpoint(args.weights, args.out, tensors=args.tensor, mux_fanin=args.mux_fanin, hw=hw,
+                                **packing)
     for name, st in report["tensors"].items():
+        tiles = f", {st['tiles']} tiles on {st['hw']} (tile_efficiency {st['tile_efficiency']:.4f})" if hw else ""
         print(f"{name}: {st['shape'][0]} x {st['shape'][1]} -> {st['groups']} groups, pruned_fraction "
               f"{st['pruned_fraction']:.4f}, packing_efficiency {st['packing_efficiency']:.4f}, "
-              f"group sizes {st['group_sizes']}")
+              f"group sizes {st['group_sizes']}{tiles}")
     print(f"wrote {args.out}")
     if args.json:
         from pathlib import Path
@@ -282,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="packed checkpoint to write (.pt)")
     p.add_argument("--tensor", action="append", help="pack this 2-D tensor (repeatable); default: every LSTM matrix")
     p.add_argument("--mux-fanin", dest="mux_fanin", type=int, help="refuse alpha above this multiplexer width")
+    p.add_argument("--hw", help="also report tiles and tile_efficiency on this array (and check alpha <= its mux_fanin)")
     p.add_argument("--json", help="write the packing statistics here")
     _add_packing_flags(p)
     p.set_defaults(func=_cmd_combine)

@@ -59,10 +59,12 @@ def test_run_dense_and_packed_analytic_equals_cycle(lstm_ckpt, tmp_path):
 def test_combine_then_run_packed_checkpoint(lstm_ckpt, tmp_path):
     packed = tmp_path / "packed.pt"
     res = sasim("combine", "--weights", lstm_ckpt, "--alpha", 4, "--gamma", 1.0, "--out", packed, "--json",
-                tmp_path / "c.json")
+                tmp_path / "c.json", "--hw", "8x8")
     assert res.returncode == 0, res.stderr
     stats = json.loads((tmp_path / "c.json").read_text())["tensors"]["rnns.0.gates"]
-    assert {"groups", "group_sizes", "nonzeros_before", "nonzeros_after", "pruned_fraction", "packing_efficiency"} <= set(stats)
+    assert {"groups", "group_sizes", "nonzeros_before", "nonzeros_after", "pruned_fraction", "packing_efficiency",
+            "tiles", "tile_efficiency"} <= set(stats)
+    assert stats["tiles"] == -(-64 // 8) * -(-stats["groups"] // 8)
     raw = torch.load(packed, weights_only=True)
     sd = raw["state_dict"]
     assert torch.equal(sd["rnns.0.weight_ih_l0"] * sd["rnns.0.mask_ih"], sd["rnns.0.weight_ih_l0"])

@@ -50,10 +50,12 @@ def packed_to_tensors(prefix: str, packed: PackedMatrix) -> dict:
 
 
 def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune", policy: str = "paper",
-                       section: int = 256, row_cap: int | None = None, tensors=None, mux_fanin: int | None = None) -> dict:
+                       section: int = 256, row_cap: int | None = None, tensors=None, mux_fanin: int | None = None,
+                       hw: HardwareConfig | None = None) -> dict:
     """Pack the LSTM matrices (or the named 2-D tensors) of a checkpoint and save a packed checkpoint.
 
-    The saved state_dict holds the pruned dense weights (so any loader can use it), a mask per
+    With ``hw``, each tensor's statistics add ``tiles`` and ``tile_efficiency`` on that array, and
+    ``alpha`` may not exceed its ``mux_fanin``. The saved state_dict holds the pruned dense weights (so any loader can use it), a mask per
     packed tensor, and the packed form (``<name>.packed_values/select/groups``); the metadata's
     ``packing`` entry records the parameters and per-tensor statistics.
 
@@ -81,6 +83,8 @@ def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune",
             if layer.w_hr is not None:
                 groups_of[f"rnns.{i}.weight_hr_l0"] = [f"rnns.{i}.weight_hr_l0"]
     params = dict(alpha=alpha, gamma=gamma, rule=rule, policy=policy, section=section, row_cap=row_cap)
+    if hw is not None:
+        mux_fanin = hw.array.mux_fanin if mux_fanin is None else min(mux_fanin, hw.array.mux_fanin)
     report = {"source": str(path), "packing": params, "tensors": {}}
     new_state = dict(state)
     for key, members in groups_of.items():
@@ -101,6 +105,12 @@ def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune",
         st["shape"] = list(packed.shape)
         report["tensors"][key] = {k: st[k] for k in ("shape", "groups", "group_sizes", "nonzeros_before",
                                                      "nonzeros_after", "pruned_fraction", "packing_efficiency")}
+        if hw is not None:
+            from sasim.sim.mapping import map_matrix
+
+            tiles = map_matrix(packed, hw).tiles
+            report["tensors"][key].update(hw=hw.name, tiles=tiles,
+                                          tile_efficiency=packed.nonzeros / (tiles * hw.array.rows * hw.array.cols))
     meta = {k: v for k, v in raw.items() if k not in ("state_dict", "format", "format_version")} \
         if layout == "sasim" else {"model_config": {}, "vocab": []}
     meta["packing"] = report
