@@ -32,6 +32,7 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
                     load_beats, interval, tile_cells, overlap, compute_values, out):
     ntiles = nrt * nct
     A = group_cols.shape[1]
+    single_lane = A == 1
     counts = np.zeros(NUM_COUNTS, dtype=np.int64)
     issue_start = np.full(ntiles, -1, dtype=np.int64)
     load_end = np.full(ntiles, -1, dtype=np.int64)
@@ -116,10 +117,15 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
                     if compute_values:
                         c = c_hi
                         lo = c_lo if c_lo > 0 else 1
-                        while c >= lo:
-                            col = col0 + c
-                            psum[r, c] = psum[r, c - 1] + values[row, col] * lane_buf[rslot, c, select[row, col]]
-                            c -= 1
+                        if single_lane:  # every group holds one column: the multiplexer always picks lane 0
+                            while c >= lo:
+                                psum[r, c] = psum[r, c - 1] + values[row, col0 + c] * lane_buf[rslot, c, 0]
+                                c -= 1
+                        else:
+                            while c >= lo:
+                                col = col0 + c
+                                psum[r, c] = psum[r, c - 1] + values[row, col] * lane_buf[rslot, c, select[row, col]]
+                                c -= 1
                         if c_lo == 0:
                             psum[r, 0] = values[row, col0] * lane_buf[rslot, 0, select[row, col0]]
                 else:

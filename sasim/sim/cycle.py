@@ -19,7 +19,7 @@ def _padded(packed: PackedMatrix, tm: TileMap):
     npad, gpad = tm.row_tiles * R, tm.col_tiles * C
     values = np.zeros((npad, gpad), dtype=np.float32)
     values[:n, :g] = packed.values
-    select = np.zeros((npad, gpad), dtype=np.int64)
+    select = np.zeros((npad, gpad), dtype=np.int16 if packed.group_cols.shape[1] > 127 else np.int8)
     select[:n, :g] = packed.select
     group_cols = np.full((gpad, max(packed.group_cols.shape[1], 1)), -1, dtype=np.int64)
     group_cols[:g] = packed.group_cols
