@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from sasim.errors import SasimError
 
@@ -135,7 +136,7 @@ def _cmd_run(args) -> int:
     from sasim.sim.lstm import LayerPacking, simulate_lstm
     from sasim.sim.metrics import part_metrics, total_metrics
     from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import pack_workload
+    from sasim.workload.packing import pack_workload, stored_packings
 
     hw = load_hw_config(args.hw)
     if args.batch <= 0 or args.steps <= 0:
@@ -143,7 +144,19 @@ def _cmd_run(args) -> int:
     workload = load_lstm_workload(resolve_weights(args.weights))
     packing = _packing_args(args)
     rules = _layer_rules(args)
-    if packing:
+    stored = stored_packings(workload)
+    if stored is not None:
+        params = workload.raw["packing"]["packing"]
+        clash = {k: (v, params.get(k)) for k, v in (packing or {}).items() if params.get(k, v) != v}
+        if clash:
+            said = ", ".join(f"{k} {v[0]} (checkpoint: {v[1]})" for k, v in clash.items())
+            raise SasimError(f"{workload.path} is already packed and its packing disagrees with the flags: {said}; "
+                             "drop the packing flags, or pack the original dense checkpoint")
+        packings, packing = stored, dict(params, stored=True)
+        if any(p.gates.max_group_size > hw.array.mux_fanin for p in packings):
+            raise SasimError(f"{workload.path} is packed with groups of up to {params.get('alpha')} columns, more than "
+                             f"{hw.name}'s mux_fanin {hw.array.mux_fanin}; use hardware with a wider multiplexer")
+    elif packing:
         packings = pack_workload(workload, hw, **packing, **rules)
         packing.update(rules)
     else:
@@ -162,10 +175,25 @@ def _cmd_run(args) -> int:
         f"(weights {'resident in' if resident else 'do not fit'} the {hw.memory.weight_sram_bytes / 2**20:g} MiB weight SRAM); "
         f"energy {total['energy_j'] * 1e6:.3f} uJ",
     ]
+    if args.data:
+        from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
+
+        model, raw = load_language_model(workload.path)
+        accuracy = evaluate_model(with_array_weights(model, packings), raw, args.data, args.split)
+        total.update({k: v for k, v in accuracy.items() if k in ("bpc", "ppl", "loss_nats")})
+        name = "bpc" if "bpc" in accuracy else "ppl"
+        lines.append(f"accuracy with the weights the array holds: {args.split} {name} {accuracy[name]:.4f} "
+                     f"({accuracy['tokens']:,} tokens of {args.data})")
+    if args.plot:
+        from sasim.report.plots import plot_run
+
+        plot_run(per, total, hw, args.plot, title=f"{Path(workload.path).name} on {hw.name}")
+        lines.append(f"wrote {args.plot}")
     _emit(args, f"sasim run: {workload.path} ({workload.layout}, {len(workload.layers)} LSTM layers) on {hw.name}, "
           f"batch {args.batch}, {args.steps} step(s), {args.mode}, {args.timing} timing", hw, per, total,
           dict(seed=args.seed, timing=args.timing, mode=args.mode, batch=args.batch, steps=args.steps,
-               weights=str(workload.path), packing=packing or {"dense": True}), lines)
+               weights=str(workload.path), packing=packing or {"dense": True},
+               data=args.data and str(args.data), split=args.data and args.split), lines)
     return 0
 
 
@@ -282,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-gate", dest="per_gate", action="store_true",
                    help="group each gate's rows (i, f, g, o) separately instead of across the four gates")
     p.add_argument("--no-mix", dest="no_mix", action="store_true", help="groups never mix W_ih and W_hh columns")
+    p.add_argument("--data", help="corpus directory: also report bpc / perplexity with the weights the array holds")
+    p.add_argument("--split", default="test", choices=["valid", "test"], help="split for --data (default test)")
+    p.add_argument("--plot", help="write a PNG of cycles and utilization per matrix")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("combine", help="column-combine the matrices of a checkpoint")

@@ -20,7 +20,8 @@ def load_language_model(path) -> tuple[LSTMLanguageModel, dict]:
         )
     cfg = ModelConfig(**raw["model_config"])
     model = LSTMLanguageModel(cfg)
-    state = {k: v.float() for k, v in state.items()}
+    # the packed form (``*.packed_values/select/groups``) is read by the simulator, not by torch
+    state = {k: v.float() for k, v in state.items() if ".packed_" not in k}
     for layer, rnn in enumerate(model.rnns):
         for kind in ("ih", "hh", "hr"):
             key = f"rnns.{layer}.mask_{kind}"
@@ -39,11 +40,34 @@ def load_language_model(path) -> tuple[LSTMLanguageModel, dict]:
 
 def evaluate_checkpoint(path, data_dir, split: str = "test", batch_size: int = 10, bptt: int = 100) -> dict:
     """Score a checkpoint on a corpus split: ``{"bpc" or "ppl", "loss_nats", "tokens", "split"}``."""
+    model, raw = load_language_model(path)
+    return evaluate_model(model, raw, data_dir, split, batch_size, bptt)
+
+
+def with_array_weights(model: LSTMLanguageModel, packings) -> LSTMLanguageModel:
+    """Put the weights the array holds (the unpacked packed matrices) into ``model``'s LSTM layers.
+
+    Masks are dropped: the weights themselves now carry the zeros.
+    """
+    with torch.no_grad():
+        for rnn, packing in zip(model.rnns, packings):
+            dense = torch.from_numpy(packing.gates.unpack())
+            rnn.weight_ih_l0.copy_(dense[:, : rnn.input_size])
+            rnn.weight_hh_l0.copy_(dense[:, rnn.input_size:])
+            if packing.projection is not None:
+                rnn.weight_hr_l0.copy_(torch.from_numpy(packing.projection.unpack()))
+            for kind in ("ih", "hh", "hr"):
+                if hasattr(rnn, f"mask_{kind}"):
+                    delattr(rnn, f"mask_{kind}")
+    return model
+
+
+def evaluate_model(model, raw: dict, data_dir, split: str = "test", batch_size: int = 10, bptt: int = 100) -> dict:
+    """Score an already built model on a corpus split (vocabulary checked against the checkpoint's)."""
     from sasim.lm.corpus import encode_with_vocab, load_corpus
     from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
     from sasim.lm.train import batchify
 
-    model, raw = load_language_model(path)
     corpus = load_corpus(data_dir, level=raw.get("level"))
     ids = encode_with_vocab(corpus, raw["vocab"])[split]
     data = batchify(ids, batch_size)

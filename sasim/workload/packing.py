@@ -120,3 +120,48 @@ def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune",
         raise SasimError(f"--out must be a .pt file, got {out}")
     save_checkpoint(out, new_state, model_config, vocab, **meta)
     return report
+
+
+def _stored(state: dict, prefix: str) -> PackedMatrix | None:
+    if f"{prefix}.packed_values" not in state:
+        return None
+    values = state[f"{prefix}.packed_values"].float().numpy()
+    select = state[f"{prefix}.packed_select"].numpy().astype(np.int16)
+    groups = state[f"{prefix}.packed_groups"].numpy().astype(np.int64)
+    k = int(groups.max()) + 1 if groups.size else 0
+    return values, select, groups, k
+
+
+def stored_packings(workload: LSTMWorkload) -> list[LayerPacking] | None:
+    """The packed form saved in a packed checkpoint (``sasim combine`` / ``sasim prune``), or None.
+
+    Raises
+    ------
+    SasimError
+        When the stored packed form does not unpack to the checkpoint's (masked) weights.
+    """
+    if workload.layout != "sasim":
+        return None
+    state = workload.raw["state_dict"]
+    out = []
+    for i, layer in enumerate(workload.layers):
+        gates = _stored(state, f"rnns.{i}.gates")
+        if gates is None:
+            return None if i == 0 else _inconsistent(workload, f"layer {i} has no packed form")
+        values, select, groups, _ = gates
+        packed = PackedMatrix(values=values, select=select, group_cols=groups, shape=layer.combined.shape)
+        packed.stats = {"nonzeros_before": workload.raw.get("packing", {}).get("tensors", {})
+                        .get(f"rnns.{i}.gates", {}).get("nonzeros_before", packed.nonzeros)}
+        if not np.array_equal(packed.unpack(), layer.combined):
+            _inconsistent(workload, f"layer {i}'s packed form does not unpack to its weights")
+        proj = None
+        if layer.w_hr is not None and _stored(state, f"rnns.{i}.weight_hr_l0") is not None:
+            values, select, groups, _ = _stored(state, f"rnns.{i}.weight_hr_l0")
+            proj = PackedMatrix(values=values, select=select, group_cols=groups, shape=layer.w_hr.shape)
+            proj.stats = {"nonzeros_before": proj.nonzeros}
+        out.append(LayerPacking(packed, proj))
+    return out
+
+
+def _inconsistent(workload, why):
+    raise SasimError(f"{workload.path} is damaged: {why}; re-create it with sasim combine")
