@@ -226,6 +226,36 @@ def _cmd_combine(args) -> int:
     return 0
 
 
+def _csv_list(text: str, kind, flag: str) -> list:
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SasimError(f"{flag} takes a comma-separated list of {kind.__name__}s, got {text!r}") from None
+    if not values:
+        raise SasimError(f"{flag} is empty")
+    return values
+
+
+def _cmd_sweep(args) -> int:
+    from sasim.hw.config import load_hw_config
+    from sasim.sweep import grid, run_sweep
+    from sasim.workload.lstm import load_lstm_workload
+
+    hws = args.hw or ["32x32"]
+    for h in hws:
+        load_hw_config(h)  # fail early, before any worker starts
+    weights = resolve_weights(args.weights)
+    load_lstm_workload(weights)
+    points = grid(hws, _csv_list(args.alphas, int, "--alphas"), _csv_list(args.gammas, float, "--gammas"),
+                  _csv_list(args.rules, str, "--rules"), args.policy, args.section)
+    summary = run_sweep(points, weights, args.out, args.batch, args.steps, args.mode, args.timing, args.data,
+                        args.split, args.seed, args.workers, args.engine)
+    print(f"{summary['done']} of {len(points)} points done; wrote {args.out}/sweep.csv, sweep.json and plots")
+    for key, fail in summary["failures"].items():
+        print(f"  failed {key}: {fail['error'].strip().splitlines()[-1]}")
+    return 0 if not summary["failures"] else 1
+
+
 def default_weights() -> str:
     """The shipped model, the default of ``--weights``."""
     from sasim.hw.config import shipped_config_dir
@@ -314,6 +344,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["valid", "test"], help="split for --data (default test)")
     p.add_argument("--plot", help="write a PNG of cycles and utilization per matrix")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("sweep", help="sweep packing parameters and hardware configs")
+    p.add_argument("--hw", action="append", help="hardware config (repeatable; default 32x32)")
+    p.add_argument("--weights", default=default_weights())
+    p.add_argument("--alphas", default="2,4,8")
+    p.add_argument("--gammas", default="0,0.25,0.5,1")
+    p.add_argument("--rules", default="prune,spill")
+    p.add_argument("--policy", default="paper")
+    p.add_argument("--section", type=int, default=256)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--mode", default="analytic", choices=["cycle", "analytic"], help="default analytic (same counts)")
+    p.add_argument("--timing", default="sasim", choices=["sasim", "scalesim"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="corpus: score every point with the weights its array holds")
+    p.add_argument("--split", default="valid", choices=["valid", "test"])
+    p.add_argument("--workers", type=int, help="parallel points (default: all cores)")
+    p.add_argument("--engine", default="local", choices=["local", "dask"],
+                   help="local process pool, or dask.distributed (DASK_SCHEDULER_ADDRESS or a local cluster)")
+    p.add_argument("--out", required=True, help="output directory (resumes if it holds finished points)")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("combine", help="column-combine the matrices of a checkpoint")
     p.add_argument("--weights", required=True)
