@@ -247,9 +247,9 @@ def _cmd_sweep(args) -> int:
     weights = resolve_weights(args.weights)
     load_lstm_workload(weights)
     points = grid(hws, _csv_list(args.alphas, int, "--alphas"), _csv_list(args.gammas, float, "--gammas"),
-                  _csv_list(args.rules, str, "--rules"), args.policy, args.section)
+                  _csv_list(args.rules, str, "--rules"), args.policy, args.section, args.prune_to)
     summary = run_sweep(points, weights, args.out, args.batch, args.steps, args.mode, args.timing, args.data,
-                        args.split, args.seed, args.workers, args.engine)
+                        args.split, args.seed, args.workers, args.engine, eval_tokens=args.eval_tokens)
     print(f"{summary['done']} of {len(points)} points done; wrote {args.out}/sweep.csv, sweep.json and plots")
     for key, fail in summary["failures"].items():
         print(f"  failed {key}: {fail['error'].strip().splitlines()[-1]}")
@@ -353,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", default="prune,spill")
     p.add_argument("--policy", default="paper")
     p.add_argument("--section", type=int, default=256)
+    p.add_argument("--prune-to", dest="prune_to", type=float,
+                   help="one-shot magnitude pruning of every LSTM matrix to this density before combining "
+                        "(no retraining)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--steps", type=int, default=1)
     p.add_argument("--mode", default="analytic", choices=["cycle", "analytic"], help="default analytic (same counts)")
@@ -360,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", help="corpus: score every point with the weights its array holds")
     p.add_argument("--split", default="valid", choices=["valid", "test"])
+    p.add_argument("--eval-tokens", dest="eval_tokens", type=int,
+                   help="score only the split's first N tokens (a quick estimate, labelled as such)")
     p.add_argument("--workers", type=int, help="parallel points (default: all cores)")
     p.add_argument("--engine", default="local", choices=["local", "dask"],
                    help="local process pool, or dask.distributed (DASK_SCHEDULER_ADDRESS or a local cluster)")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sasim.errors import SasimError
 
-CSV_FIELDS = ["hw", "alpha", "gamma", "rule", "policy", "layer", "shape", "groups", "tiles", "cycles",
+CSV_FIELDS = ["hw", "alpha", "gamma", "rule", "policy", "prune_to", "layer", "shape", "groups", "tiles", "cycles",
               "array_cycles", "vector_cycles", "stall_cycles", "utilization", "dense_equivalent_utilization",
               "packing_efficiency", "tile_efficiency", "pruned_fraction", "latency_s", "cycles_per_step",
               "energy_j", "sram_bytes", "dram_bytes", "bpc", "ppl", "seconds"]
@@ -37,20 +37,22 @@ class SweepPoint:
     rule: str
     policy: str = "paper"
     section: int = 256
+    prune_to: float | None = None  # one-shot magnitude pruning to this density before combining
 
     @property
     def key(self) -> str:
-        return f"{Path(self.hw).stem}_a{self.alpha}_g{self.gamma:g}_{self.rule}_{self.policy}_s{self.section}"
+        dens = f"_d{self.prune_to:g}" if self.prune_to else ""
+        return f"{Path(self.hw).stem}_a{self.alpha}_g{self.gamma:g}_{self.rule}_{self.policy}_s{self.section}{dens}"
 
 
-def grid(hws, alphas, gammas, rules, policy="paper", section=256) -> list[SweepPoint]:
+def grid(hws, alphas, gammas, rules, policy="paper", section=256, prune_to=None) -> list[SweepPoint]:
     """Every combination, in a stable order."""
-    return [SweepPoint(h, int(a), float(g), r, policy, section)
+    return [SweepPoint(h, int(a), float(g), r, policy, section, prune_to)
             for h, a, g, r in itertools.product(hws, alphas, gammas, rules)]
 
 
 def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str, timing: str,
-              data: str | None, split: str, seed: int) -> dict:
+              data: str | None, split: str, seed: int, eval_tokens: int | None = None) -> dict:
     """Simulate one point; return its per-layer and total metrics (and accuracy with --data)."""
     import time
 
@@ -66,6 +68,10 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
     t0 = time.time()
     hw = load_hw_config(point.hw)
     workload = load_lstm_workload(weights)
+    if point.prune_to:
+        from sasim.combine.magnitude import prune_workload
+
+        prune_workload(workload, point.prune_to)
     packings = pack_workload(workload, hw, point.alpha, point.gamma, point.rule, point.policy, point.section)
     parts, _, resident = simulate_lstm(workload, packings, hw, batch, steps, timing, mode, seed)
     per = [part_metrics(p, hw, resident) for p in parts]
@@ -74,8 +80,9 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
         from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
 
         model, raw = load_language_model(weights)
-        acc = evaluate_model(with_array_weights(model, packings), raw, data, split)
+        acc = evaluate_model(with_array_weights(model, packings), raw, data, split, max_tokens=eval_tokens)
         total.update({k: acc[k] for k in ("bpc", "ppl", "loss_nats") if k in acc})
+        total["eval_split"] = acc["split"]
     return {"point": asdict(point), "layers": per, "total": total, "seconds": time.time() - t0}
 
 
@@ -91,7 +98,8 @@ def _safe_run(args) -> tuple[SweepPoint, dict | None, str | None]:
 
 def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps: int = 1, mode: str = "analytic",
               timing: str = "sasim", data: str | None = None, split: str = "test", seed: int = 0,
-              workers: int | None = None, engine: str = "local", show_progress: bool = True) -> dict:
+              workers: int | None = None, engine: str = "local", show_progress: bool = True,
+              eval_tokens: int | None = None) -> dict:
     """Run (or resume) a sweep; write the point files, the CSV, the JSON and the plots.
 
     Parameters
@@ -112,7 +120,7 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
             results[p.key] = json.loads(f.read_text())
         else:
             todo.append(p)
-    jobs = [(p, weights, batch, steps, mode, timing, data, split, seed) for p in todo]
+    jobs = [(p, weights, batch, steps, mode, timing, data, split, seed, eval_tokens) for p in todo]
     workers = workers or os.cpu_count() or 1
 
     def record(point, result, error):
@@ -144,7 +152,7 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
     from sasim.report.provenance import run_header
 
     summary = run_header(weights=str(weights), batch=batch, steps=steps, mode=mode, timing=timing, data=data,
-                         split=split if data else None, seed=seed, engine=engine,
+                         split=split if data else None, eval_tokens=eval_tokens, seed=seed, engine=engine,
                          points=[asdict(p) for p in points], done=len(ordered), failures=failures)
     (out / "sweep.json").write_text(json.dumps(summary, indent=2))
     if ordered:
@@ -180,7 +188,7 @@ def write_csv(results: list[dict], path) -> Path:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in results:
-            base = {k: r["point"][k] for k in ("hw", "alpha", "gamma", "rule", "policy")}
+            base = {k: r["point"].get(k) for k in ("hw", "alpha", "gamma", "rule", "policy", "prune_to")}
             base["hw"] = Path(base["hw"]).stem
             for layer in r["layers"]:
                 w.writerow({**base, **layer, "layer": layer["name"], "shape": "x".join(map(str, layer["shape"]))})

@@ -63,3 +63,17 @@ def test_dask_engine_on_local_cluster(ckpt, tmp_path):
     assert local["done"] == dist["done"] == 4
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(rows(tmp_path / "local")) == strip(rows(tmp_path / "dask"))
+
+
+def test_prune_to_magnitude_prunes_before_combining(ckpt, tmp_path):
+    import numpy as np
+
+    from sasim.combine.magnitude import magnitude_prune
+
+    w = np.arange(1, 11, dtype=np.float32).reshape(2, 5) * np.array([1, -1, 1, -1, 1], np.float32)
+    assert np.count_nonzero(magnitude_prune(w, 0.3)) == 3 and magnitude_prune(w, 0.3)[1, 4] == 10
+    summary = run_sweep(grid(["8x8"], [4], [0.5], ["prune"], prune_to=0.1), ckpt, tmp_path, workers=1,
+                        show_progress=False)
+    assert summary["done"] == 1
+    total = [r for r in rows(tmp_path) if r["layer"] == "total"][0]
+    assert float(total["prune_to"]) == 0.1

@@ -62,16 +62,22 @@ def with_array_weights(model: LSTMLanguageModel, packings) -> LSTMLanguageModel:
     return model
 
 
-def evaluate_model(model, raw: dict, data_dir, split: str = "test", batch_size: int = 10, bptt: int = 100) -> dict:
-    """Score an already built model on a corpus split (vocabulary checked against the checkpoint's)."""
+def evaluate_model(model, raw: dict, data_dir, split: str = "test", batch_size: int = 10, bptt: int = 100,
+                   max_tokens: int | None = None) -> dict:
+    """Score an already built model on a corpus split (vocabulary checked against the checkpoint's).
+
+    ``max_tokens`` scores only the split's first tokens (a quick estimate; the result says so).
+    """
     from sasim.lm.corpus import encode_with_vocab, load_corpus
     from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
     from sasim.lm.train import batchify
 
     corpus = load_corpus(data_dir, level=raw.get("level"))
     ids = encode_with_vocab(corpus, raw["vocab"])[split]
+    if max_tokens:
+        ids = ids[:max_tokens]
     data = batchify(ids, batch_size)
     loss = evaluate_loss(model, data, bptt)
     result = metrics_from_loss(loss, raw.get("level", corpus.level))
-    result.update(tokens=int((data.size(0) - 1) * data.size(1)), split=split)
+    result.update(tokens=int((data.size(0) - 1) * data.size(1)), split=split + (f"[:{max_tokens}]" if max_tokens else ""))
     return result
