@@ -256,6 +256,35 @@ def _cmd_sweep(args) -> int:
     return 0 if not summary["failures"] else 1
 
 
+def _cmd_plot(args) -> int:
+    from sasim.hw.config import load_hw_config
+    from sasim.report.plots import plot_packed_matrix, plot_tile_occupancy
+    from sasim.workload.lstm import load_lstm_workload
+    from sasim.workload.packing import pack_workload, stored_packings
+
+    hw = load_hw_config(args.hw)
+    workload = load_lstm_workload(resolve_weights(args.weights))
+    if not 0 <= args.layer < len(workload.layers):
+        raise SasimError(f"--layer must be in 0..{len(workload.layers) - 1}")
+    if args.prune_to:
+        from sasim.combine.magnitude import prune_workload
+
+        prune_workload(workload, args.prune_to)
+    packing = _packing_args(args)
+    packings = stored_packings(workload) if packing is None else None
+    if packings is None:
+        if packing is None:
+            raise SasimError("this checkpoint is not packed: give --alpha and --gamma to pack it")
+        packings = pack_workload(workload, hw, **packing)
+    packed = packings[args.layer].gates
+    name = f"layer{args.layer}.gates"
+    out = Path(args.out)
+    tile = plot_tile_occupancy(packed, hw, args.tile, out / f"{name}_tile{args.tile}.png", title=f"{name} on {hw.name},")
+    matrix = plot_packed_matrix(packed, out / f"{name}_packed.png", title=name)
+    print(f"wrote {tile} and {matrix}")
+    return 0
+
+
 def default_weights() -> str:
     """The shipped model, the default of ``--weights``."""
     from sasim.hw.config import shipped_config_dir
@@ -370,6 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local process pool, or dask.distributed (DASK_SCHEDULER_ADDRESS or a local cluster)")
     p.add_argument("--out", required=True, help="output directory (resumes if it holds finished points)")
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("plot", help="pictures: PE occupancy of a tile, and a layer's packed matrix with its groups")
+    p.add_argument("--hw", default="32x32")
+    p.add_argument("--weights", default=default_weights())
+    p.add_argument("--layer", type=int, default=0)
+    p.add_argument("--tile", type=int, default=0, help="tile index (row-tile major)")
+    p.add_argument("--prune-to", dest="prune_to", type=float, help="one-shot magnitude pruning before packing")
+    p.add_argument("--out", required=True, help="directory for the PNGs")
+    _add_packing_flags(p)
+    p.set_defaults(func=_cmd_plot)
 
     p = sub.add_parser("combine", help="column-combine the matrices of a checkpoint")
     p.add_argument("--weights", required=True)

@@ -84,3 +84,14 @@ def test_bad_input_one_line_exit_2(args, needle):
     res = sasim(*args)
     assert res.returncode == 2
     assert needle in res.stderr and "Traceback" not in res.stderr
+
+
+def test_plot_pictures(lstm_ckpt, tmp_path):
+    res = sasim("plot", "--hw", "8x8", "--weights", lstm_ckpt, "--alpha", 4, "--gamma", 1.0, "--layer", 1,
+                "--tile", 2, "--out", tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "layer1.gates_tile2.png").stat().st_size > 1000
+    assert (tmp_path / "layer1.gates_packed.png").stat().st_size > 1000
+    bad = sasim("plot", "--hw", "8x8", "--weights", lstm_ckpt, "--alpha", 4, "--gamma", 1.0, "--tile", 999,
+                "--out", tmp_path)
+    assert bad.returncode == 2 and "--tile must be in" in bad.stderr

@@ -42,3 +42,76 @@ def plot_run(parts: list[dict], total: dict, hw, out, title: str = "") -> Path:
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _lane_image(values: np.ndarray, select: np.ndarray, lanes: int):
+    """An RGBA image: white where the PE holds no weight, a colour per selected lane elsewhere."""
+    cmap = plt.get_cmap("tab20" if lanes > 10 else "tab10")
+    img = np.ones(values.shape + (4,))
+    nz = values != 0
+    img[nz] = cmap(select[nz] % cmap.N)
+    return img, cmap
+
+
+def plot_tile_occupancy(packed, hw, tile: int, out, title: str = "") -> Path:
+    """Which PEs of one ``R x C`` tile hold a weight, and which input lane each one's multiplexer selects."""
+    R, C = hw.array.rows, hw.array.cols
+    n, g = packed.values.shape
+    nct = -(-g // C)
+    ntiles = -(-n // R) * nct
+    if not 0 <= tile < ntiles:
+        from sasim.errors import SasimError
+
+        raise SasimError(f"--tile must be in 0..{ntiles - 1} for this matrix on {hw.name}")
+    rt, ct = divmod(tile, nct)
+    values = np.zeros((R, C), np.float32)
+    select = np.zeros((R, C), np.int64)
+    v = packed.values[rt * R:(rt + 1) * R, ct * C:(ct + 1) * C]
+    values[: v.shape[0], : v.shape[1]] = v
+    select[: v.shape[0], : v.shape[1]] = packed.select[rt * R:(rt + 1) * R, ct * C:(ct + 1) * C]
+    lanes = max(packed.max_group_size, 1)
+    img, cmap = _lane_image(values, select, lanes)
+    fig, ax = plt.subplots(figsize=(1.5 + 0.16 * C, 1.0 + 0.16 * R))
+    ax.imshow(img, interpolation="nearest", origin="lower")
+    occupied = np.count_nonzero(values)
+    ax.set_title(f"{title} tile {tile} (row tile {rt}, column tile {ct}): {occupied}/{R * C} PEs hold a weight "
+                 f"({occupied / (R * C):.0%})", fontsize=9)
+    ax.set_xlabel("array column = group (inputs enter at the bottom)")
+    ax.set_ylabel("array row = output")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i % cmap.N)) for i in range(lanes)]
+    ax.legend(handles, [f"lane {i}" for i in range(lanes)], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_packed_matrix(packed, out, title: str = "", max_groups: int = 160, max_rows: int = 256) -> Path:
+    """A layer's packed matrix: nonzero cells coloured by selected lane, with each group's size above it.
+
+    Large matrices are shown by their top-left corner (``max_rows`` x ``max_groups``); the title says so.
+    """
+    n, g = packed.values.shape
+    rows, cols = min(n, max_rows), min(g, max_groups)
+    lanes = max(packed.max_group_size, 1)
+    img, cmap = _lane_image(packed.values[:rows, :cols], packed.select[:rows, :cols].astype(np.int64), lanes)
+    fig, (top, ax) = plt.subplots(2, 1, figsize=(min(14, 2 + 0.07 * cols), 2 + 0.03 * rows),
+                                  gridspec_kw={"height_ratios": [1, 5]}, sharex=True)
+    top.bar(np.arange(cols), packed.group_sizes[:cols], width=1.0, color="gray")
+    top.set_ylabel("columns\nin group", fontsize=8)
+    ax.imshow(img, interpolation="nearest", aspect="auto")
+    ax.set_xlabel("group (one array column each)")
+    ax.set_ylabel("output row")
+    shown = "" if (rows, cols) == (n, g) else f" (top-left {rows} x {cols} of {n} x {g})"
+    st = packed.stats
+    top.set_title(f"{title}{shown}: {g} groups for {packed.shape[1]} columns, packing efficiency "
+                  f"{packed.nonzeros / max(packed.cells, 1):.3f}" + (f", pruned {st['pruned_fraction']:.3f}"
+                                                                     if "pruned_fraction" in st else ""), fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
