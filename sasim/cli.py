@@ -175,8 +175,15 @@ def _cmd_run(args) -> int:
         f"(weights {'resident in' if resident else 'do not fit'} the {hw.memory.weight_sram_bytes / 2**20:g} MiB weight SRAM); "
         f"energy {total['energy_j'] * 1e6:.3f} uJ",
     ]
+    if hw.arithmetic.number_format == "fixed_point":
+        lines.append(f"note: {hw.name} is fixed point; sasim models its timing (bit-serial included) but computes "
+                     "values in float32 until fixed-point numerics are simulated (issue 7)")
     if args.data:
         from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
+
+        if hw.arithmetic.number_format == "fixed_point":
+            raise SasimError(f"--data with the fixed-point config {hw.name} would report float32 accuracy: sasim does "
+                             "not simulate fixed-point numerics yet; score with a float32 config")
 
         model, raw = load_language_model(workload.path)
         accuracy = evaluate_model(with_array_weights(model, packings), raw, args.data, args.split)
@@ -193,7 +200,9 @@ def _cmd_run(args) -> int:
           f"batch {args.batch}, {args.steps} step(s), {args.mode}, {args.timing} timing", hw, per, total,
           dict(seed=args.seed, timing=args.timing, mode=args.mode, batch=args.batch, steps=args.steps,
                weights=str(workload.path), packing=packing or {"dense": True},
-               data=args.data and str(args.data), split=args.data and args.split), lines)
+               data=args.data and str(args.data), split=args.data and args.split,
+               numerics="float32" if hw.arithmetic.number_format == "float32"
+               else "float32 values; fixed-point numerics not simulated yet"), lines)
     return 0
 
 

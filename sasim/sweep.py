@@ -79,6 +79,10 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
     if data:
         from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
 
+        if hw.arithmetic.number_format == "fixed_point":
+            raise SasimError(f"{hw.name} is fixed point: sasim does not simulate fixed-point numerics yet, so it "
+                             "cannot score accuracy on it; use a float32 config")
+
         model, raw = load_language_model(weights)
         acc = evaluate_model(with_array_weights(model, packings), raw, data, split, max_tokens=eval_tokens)
         total.update({k: acc[k] for k in ("bpc", "ppl", "loss_nats") if k in acc})

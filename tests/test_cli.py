@@ -95,3 +95,16 @@ def test_plot_pictures(lstm_ckpt, tmp_path):
     bad = sasim("plot", "--hw", "8x8", "--weights", lstm_ckpt, "--alpha", 4, "--gamma", 1.0, "--tile", 999,
                 "--out", tmp_path)
     assert bad.returncode == 2 and "--tile must be in" in bad.stderr
+
+
+def test_fixed_point_config_never_gives_silent_float_accuracy(lstm_ckpt, tmp_path):
+    from conftest import REPO
+
+    text = (REPO / "hwconfigs" / "8x8.yaml").read_text().replace("number_format: float32", "number_format: fixed_point")
+    text = text.replace("weight_bits: 32", "weight_bits: 8").replace("act_bits: 32", "act_bits: 8")
+    hw = tmp_path / "fx.yaml"
+    hw.write_text(text)
+    res = sasim("run", "--hw", hw, "--weights", lstm_ckpt)
+    assert res.returncode == 0 and "computes values in float32" in res.stdout
+    res = sasim("run", "--hw", hw, "--weights", lstm_ckpt, "--data", tmp_path)
+    assert res.returncode == 2 and "fixed-point" in res.stderr
