@@ -12,7 +12,6 @@ is SCALE-Sim's ``ArrayHeight = C``, ``ArrayWidth = R``.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess

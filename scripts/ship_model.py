@@ -20,7 +20,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
 from sasim.lm.loading import evaluate_checkpoint  # noqa: E402
 from sasim.report.provenance import versions  # noqa: E402
@@ -78,7 +77,7 @@ def main() -> None:
         "Made by:", "", "```bash", args.command,
         f"python scripts/ship_model.py --best {args.best} --latest {args.latest} --data {args.data} "
         f"--out {args.out} --report {args.report} --command '...'", "```", "",
-        f"| | |", "| --- | --- |",
+        "| | |", "| --- | --- |",
         f"| model | {cfg['num_layers']} x {cfg['hidden_size']} LSTM, embedding {cfg['emb_size']}, vocabulary "
         f"{cfg['vocab_size']}, {params:,} parameters, stored as float16 ({out.stat().st_size / 2**20:.1f} MiB) |",
         f"| training | {len(summary['curve'])} epochs, best valid at epoch {summary.get('best_epoch')}, "

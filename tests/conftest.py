@@ -44,3 +44,17 @@ def sparse_matrix(rng, n, k, density, integer=False):
     else:
         w = rng.standard_normal((n, k)).astype(np.float32)
     return w * (rng.random((n, k)) < density)
+
+
+def sparse_lstm_checkpoint(path, input_size=12, hidden=16, layers=2, density=0.25, seed=0):
+    """A saved nn.LSTM state_dict whose weight matrices keep about ``density`` of their entries."""
+    import torch
+
+    torch.manual_seed(seed)
+    lstm = torch.nn.LSTM(input_size, hidden, num_layers=layers)
+    with torch.no_grad():
+        for name, p in lstm.named_parameters():
+            if "weight" in name:
+                p.mul_((torch.rand_like(p) < density).float())
+    torch.save(lstm.state_dict(), path)
+    return path

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 import torch
+from conftest import sparse_lstm_checkpoint
 
 
 def sasim(*args, cwd=None):
@@ -32,15 +33,7 @@ def test_gemm_json_report(tmp_path):
 
 @pytest.fixture
 def lstm_ckpt(tmp_path):
-    torch.manual_seed(0)
-    lstm = torch.nn.LSTM(12, 16, num_layers=2)
-    with torch.no_grad():
-        for name, p in lstm.named_parameters():
-            if "weight" in name:
-                p.mul_((torch.rand_like(p) < 0.25).float())
-    path = tmp_path / "lstm.pt"
-    torch.save(lstm.state_dict(), path)
-    return path
+    return sparse_lstm_checkpoint(tmp_path / "lstm.pt")
 
 
 def test_run_dense_and_packed_analytic_equals_cycle(lstm_ckpt, tmp_path):

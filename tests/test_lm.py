@@ -1,6 +1,5 @@
 """Corpora, training, evaluation and checkpoints of the language-model side."""
 
-import json
 import math
 import subprocess
 import sys

@@ -4,22 +4,14 @@ import csv
 import json
 
 import pytest
-import torch
+from conftest import sparse_lstm_checkpoint
 
 from sasim.sweep import grid, run_sweep
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    lstm = torch.nn.LSTM(10, 12, num_layers=2)
-    with torch.no_grad():
-        for name, p in lstm.named_parameters():
-            if "weight" in name:
-                p.mul_((torch.rand_like(p) < 0.3).float())
-    path = tmp_path_factory.mktemp("sw") / "l.pt"
-    torch.save(lstm.state_dict(), path)
-    return str(path)
+    return str(sparse_lstm_checkpoint(tmp_path_factory.mktemp("sw") / "l.pt", input_size=10, hidden=12, density=0.3))
 
 
 def rows(out):

@@ -11,6 +11,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def _save(fig, out) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
 def plot_run(parts: list[dict], total: dict, hw, out, title: str = "") -> Path:
     """Two panels per matrix: cycles split into array compute, memory stalls and vector unit; and
     utilization next to dense-equivalent utilization."""
@@ -37,11 +45,7 @@ def plot_run(parts: list[dict], total: dict, hw, out, title: str = "") -> Path:
     b.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def _lane_image(values: np.ndarray, select: np.ndarray, lanes: int):
@@ -81,11 +85,7 @@ def plot_tile_occupancy(packed, hw, tile: int, out, title: str = "") -> Path:
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i % cmap.N)) for i in range(lanes)]
     ax.legend(handles, [f"lane {i}" for i in range(lanes)], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_packed_matrix(packed, out, title: str = "", max_groups: int = 160, max_rows: int = 256) -> Path:
@@ -110,8 +110,4 @@ def plot_packed_matrix(packed, out, title: str = "", max_groups: int = 160, max_
                   f"{packed.nonzeros / max(packed.cells, 1):.3f}" + (f", pruned {st['pruned_fraction']:.3f}"
                                                                      if "pruned_fraction" in st else ""), fontsize=9)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
