@@ -294,6 +294,25 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_prune(args) -> int:
+    import json
+
+    from sasim.lm.prune import prune_checkpoint
+
+    alphas = _csv_list(str(args.alpha), int, "--alpha")
+    gammas = _csv_list(str(args.gamma), float, "--gamma")
+    if args.mux_fanin and max(alphas) > args.mux_fanin:
+        raise SasimError(f"alpha {max(alphas)} exceeds --mux-fanin {args.mux_fanin}")
+    result = prune_checkpoint(resolve_weights(args.weights), args.data, args.out, alphas, gammas,
+                              args.rule or "prune", args.policy or "paper", 256 if args.section is None else args.section,
+                              args.row_cap, args.target_sparsity, args.epochs, args.events, args.max_train_tokens,
+                              args.device, args.seed)
+    name = "bpc" if "bpc" in result["eval"]["test"] else "ppl"
+    print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f}; "
+          f"density {json.dumps({k: round(v, 4) for k, v in result['density'].items()})}; wrote {args.out}")
+    return 0
+
+
 def default_weights() -> str:
     """The shipped model, the default of ``--weights``."""
     from sasim.hw.config import shipped_config_dir
@@ -418,6 +437,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for the PNGs")
     _add_packing_flags(p)
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("prune", help="prune, column-combine and retrain a language model (joint optimization)")
+    p.add_argument("--weights", required=True, help="dense sasim checkpoint")
+    p.add_argument("--data", required=True, help="corpus the model was trained on")
+    p.add_argument("--alpha", required=True, help="columns per group (one value, or one per layer: 8,8)")
+    p.add_argument("--gamma", required=True, help="conflict budget (one value, or one per layer)")
+    p.add_argument("--rule", choices=["prune", "spill"])
+    p.add_argument("--policy")
+    p.add_argument("--section", type=int)
+    p.add_argument("--row-cap", dest="row_cap", type=int)
+    p.add_argument("--target-sparsity", dest="target_sparsity", type=float, default=0.9,
+                   help="magnitude pruning rises to target * (1 - 1/alpha); combining adds to it (default 0.9)")
+    p.add_argument("--epochs", type=int, default=2, help="retraining epochs (events in the first half)")
+    p.add_argument("--events", type=int, help="pruning events (default 2 per epoch)")
+    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per retraining epoch")
+    p.add_argument("--mux-fanin", dest="mux_fanin", type=int, help="refuse alpha above this multiplexer width")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True, help="packed checkpoint to write")
+    p.set_defaults(func=_cmd_prune)
 
     p = sub.add_parser("combine", help="column-combine the matrices of a checkpoint")
     p.add_argument("--weights", required=True)

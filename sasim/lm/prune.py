@@ -1,0 +1,221 @@
+"""Joint optimization: iterative magnitude pruning, column combining and retraining (Kung et al. 2019).
+
+The recipe (the paper's, by default):
+
+* pruning events are spread evenly over the first half of the retraining steps;
+* at event ``i`` of ``n``, each layer's ``[W_ih | W_hh]`` (and ``W_hr``) is magnitude-pruned, among the
+  weights still alive, to the sparsity ``target * (1 - 1/alpha) * i / n`` (so the magnitude part rises
+  linearly towards ``target * (1 - 1/alpha)``), then regrouped from scratch and combine-pruned under the
+  conflict rule (which removes the conflicting weights on top);
+* between and after the events the model trains with its masks applied on every forward, so pruned
+  weights stay zero through weight drop, weight decay and optimizer steps; after the last event the
+  masks and groups are frozen and training continues (fine-tuning).
+
+The result is a packed checkpoint: pruned dense weights, masks, and the packed form per layer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from sasim.combine.torch_api import ColumnCombiner
+from sasim.errors import SasimError
+
+
+def _event_steps(total_steps: int, events: int) -> list[int]:
+    """Step indices (0-based) of the pruning events, evenly over the first half of training."""
+    half = max(1, total_steps // 2)
+    return sorted({min(half - 1, int(round(half * i / events))) for i in range(events)})
+
+
+@torch.no_grad()
+def magnitude_prune_masks(rnns, sparsities) -> None:
+    """Shrink each layer's masks so that ``sparsities[l]`` of its LSTM weights are zero (largest kept)."""
+    for rnn, sparsity in zip(rnns, sparsities):
+        pairs = [("ih", rnn.weight_ih_l0), ("hh", rnn.weight_hh_l0)]
+        groups = [pairs] + ([[("hr", rnn.weight_hr_l0)]] if rnn.proj_size else [])
+        for group in groups:  # W_ih and W_hh are pruned jointly: they form one matrix on the array
+            masks = [getattr(rnn, f"mask_{k}") for k, _ in group]
+            mags = torch.cat([(w.abs() * m).flatten() for (_, w), m in zip(group, masks)])
+            keep = int(round((1 - sparsity) * mags.numel()))
+            alive = int((torch.cat([m.flatten() for m in masks]) > 0).sum())
+            if keep >= alive:
+                continue
+            threshold = torch.topk(mags, keep).values.min() if keep > 0 else float("inf")
+            for (_, w), m in zip(group, masks):
+                m.mul_(((w.abs() * m) >= threshold).to(m.dtype))
+
+
+def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule="prune", policy="paper",
+                          section=256, target=0.9, epochs=2, events=None, row_cap=None, show_progress=True,
+                          log=print) -> tuple[list, dict]:
+    """Run the joint optimization on ``model`` in place; return ``(packed layers, summary)``.
+
+    Parameters
+    ----------
+    model : LSTMLanguageModel
+    train_data, valid_data : torch.Tensor
+        Batchified splits.
+    cfg : TrainConfig
+        Optimizer settings (lr, clip, bptt, weight decay); ``cfg.epochs`` is ignored for ``epochs``.
+    alpha, gamma : int/float or per-layer lists
+    target : float
+        Final sparsity the magnitude part aims for is ``target * (1 - 1/alpha)``; combining adds to it.
+    epochs : int
+        Retraining epochs in total (events in the first half, then fine-tuning).
+    events : int, optional
+        Pruning events (default: 4 per retraining epoch in the first half, at least 2).
+    """
+    from tqdm.auto import tqdm
+
+    from sasim.lm.evaluate import evaluate_loss
+    from sasim.lm.train import train_epoch
+
+    if not 0 < target < 1:
+        raise SasimError(f"--target-sparsity must be in (0, 1), got {target}")
+    if epochs < 1:
+        raise SasimError(f"--epochs must be at least 1, got {epochs}")
+    combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap).prepare()
+    steps_per_epoch = math.ceil((train_data.size(0) - 1) / cfg.bptt)
+    if cfg.max_train_tokens:
+        steps_per_epoch = min(steps_per_epoch, math.ceil(cfg.max_train_tokens / train_data.size(1) / cfg.bptt))
+    total = steps_per_epoch * epochs
+    events = events or max(2, 2 * epochs)
+    schedule = _event_steps(total, events)
+    alphas = combiner.alpha
+    magnitude_target = [target * (1 - 1 / a) for a in alphas]
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"step": 0, "event": 0}
+    history = []
+
+    def hook(_model):
+        if state["event"] < len(schedule) and state["step"] == schedule[state["event"]]:
+            state["event"] += 1
+            frac = state["event"] / len(schedule)
+            magnitude_prune_masks(model.rnns, [goal * frac for goal in magnitude_target])
+            stats = combiner.step()
+            history.append({"step": state["step"], "event": state["event"],
+                            "magnitude_sparsity": [g * frac for g in magnitude_target],
+                            "pruned_fraction": {k: v["pruned_fraction"] for k, v in stats.items()},
+                            "groups": {k: v["groups"] for k, v in stats.items()}})
+        state["step"] += 1
+
+    curve = []
+    t0 = time.time()
+    for epoch in range(epochs):
+        lr = cfg.lr * (0.1 if epoch >= max(1, int(0.75 * epochs)) and epochs > 1 else 1.0)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with tqdm(total=steps_per_epoch * cfg.bptt * train_data.size(1), desc=f"retrain {epoch + 1}/{epochs}",
+                  unit="tok", unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
+            loss = train_epoch(model, train_data, cfg, optimizer, bar, step_hook=hook)
+        valid = evaluate_loss(model, valid_data, cfg.bptt)
+        curve.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "valid_loss": valid, "events_done": state["event"]})
+        log(f"retrain epoch {epoch + 1}: valid {valid / math.log(2):.4f} bpc, {state['event']}/{len(schedule)} events")
+    while state["event"] < len(schedule):  # a schedule past the last step (tiny data): finish the events
+        state["step"] = schedule[state["event"]]
+        hook(model)
+    packed = combiner.squash()
+    summary = {"events": history, "curve": curve, "seconds": time.time() - t0, "schedule": schedule,
+               "magnitude_target": magnitude_target, "steps": total}
+    return packed, summary
+
+
+def density_report(model) -> dict:
+    """Nonzero fraction of each layer's LSTM matrices."""
+    out = {}
+    for i, rnn in enumerate(model.rnns):
+        w = torch.cat([rnn.weight_ih_l0, rnn.weight_hh_l0], 1)
+        out[f"layer{i}"] = float((w != 0).float().mean())
+    return out
+
+
+def packed_state(model, packed_layers) -> dict:
+    """The state_dict of a packed checkpoint: weights (masks applied), masks, and the packed form."""
+    from sasim.workload.packing import packed_to_tensors
+
+    state = {k: v for k, v in model.state_dict().items()}
+    for i, layer in enumerate(packed_layers):
+        state.update(packed_to_tensors(f"rnns.{i}.gates", layer["gates"]))
+        if "proj" in layer:
+            state.update(packed_to_tensors(f"rnns.{i}.weight_hr_l0", layer["proj"]))
+    return state
+
+
+def packing_meta(packed_layers, params: dict) -> dict:
+    """The ``packing`` metadata entry of a packed checkpoint (as ``sasim combine`` writes it)."""
+    tensors = {}
+    for i, layer in enumerate(packed_layers):
+        for key, p in (("gates", layer["gates"]), ("proj", layer.get("proj"))):
+            if p is None:
+                continue
+            name = f"rnns.{i}.gates" if key == "gates" else f"rnns.{i}.weight_hr_l0"
+            n, k = p.shape
+            tensors[name] = {"shape": [n, k], "groups": p.num_groups,
+                             "group_sizes": {int(s): int((p.group_sizes == s).sum()) for s in np.unique(p.group_sizes)},
+                             "nonzeros_after": p.nonzeros, "nonzeros_before": p.stats.get("nonzeros_before"),
+                             "pruned_fraction": p.stats.get("pruned_fraction"),
+                             "packing_efficiency": p.nonzeros / max(p.cells, 1)}
+    return {"packing": params, "tensors": tensors}
+
+
+def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", policy="paper", section=256, row_cap=None,
+                     target=0.9, epochs=2, events=None, max_train_tokens=None, device="cpu", seed=1,
+                     splits=("valid", "test"), show_progress=True) -> dict:
+    """Prune, combine and retrain a dense sasim checkpoint; save the packed checkpoint and its JSON.
+
+    Returns the summary (events, curve, density, and the accuracy on ``splits`` with the saved weights).
+    """
+    from pathlib import Path
+
+    from sasim.lm.corpus import encode_with_vocab, load_corpus
+    from sasim.lm.loading import evaluate_model, load_language_model
+    from sasim.lm.presets import TrainConfig, get_preset
+    from sasim.lm.train import batchify, resolve_device
+    from sasim.report.json_report import write_json
+    from sasim.report.provenance import run_header
+    from sasim.workload.checkpoint import save_checkpoint
+
+    model, raw = load_language_model(weights)
+    if raw.get("packing"):
+        raise SasimError(f"{weights} is already packed; prune from the dense checkpoint")
+    n = len(model.rnns)
+    alphas = list(alphas) * n if len(alphas) == 1 else list(alphas)
+    gammas = list(gammas) * n if len(gammas) == 1 else list(gammas)
+    if len(alphas) != n or len(gammas) != n:
+        raise SasimError(f"--alpha and --gamma take one value or one per layer ({n} layers)")
+    cfg_dict = (raw.get("train") or {}).get("train_config")
+    cfg = TrainConfig(**cfg_dict) if cfg_dict else get_preset("small")
+    cfg.seed = seed
+    if max_train_tokens:
+        cfg.max_train_tokens = max_train_tokens
+    torch.manual_seed(seed)
+    dev = resolve_device(device)
+    model.to(dev)
+    corpus = load_corpus(data_dir, level=raw.get("level"))
+    ids = encode_with_vocab(corpus, raw["vocab"])
+    train_data = batchify(ids["train"], cfg.batch_size, dev)
+    valid_data = batchify(ids["valid"], cfg.eval_batch_size, dev)
+    packed, summary = prune_combine_retrain(model, train_data, valid_data, cfg, alphas, gammas, rule, policy, section,
+                                            target, epochs, events, row_cap, show_progress,
+                                            log=print if show_progress else (lambda *_: None))
+    model.cpu().eval()
+    params = dict(alpha=alphas[0] if len(set(alphas)) == 1 else alphas,
+                  gamma=gammas[0] if len(set(gammas)) == 1 else gammas, rule=rule, policy=policy, section=section,
+                  row_cap=row_cap, target_sparsity=target, epochs=epochs)
+    summary["density"] = density_report(model)
+    meta = {k: v for k, v in raw.items() if k not in ("format", "format_version", "model_config", "vocab", "state_dict")}
+    meta.update(packing=packing_meta(packed, params), prune=summary)
+    state = packed_state(model, packed)
+    save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
+    results = {split: evaluate_model(*load_language_model(out), data_dir, split) for split in splits}
+    name = "bpc" if raw.get("level", corpus.level) == "char" else "ppl"
+    summary["eval"] = {split: r[name] for split, r in results.items()}
+    save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
+    write_json(Path(out).with_suffix(".json"), run_header(packing=params, prune=summary, source=str(weights),
+                                                          data=str(data_dir)))
+    return {**summary, "eval": results}

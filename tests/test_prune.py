@@ -1,0 +1,85 @@
+"""Joint optimization: masks never regrow, spill with gamma 0 loses nothing, packed eval equals dense eval."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from test_lm import write_corpus
+
+from sasim.lm.corpus import load_corpus
+from sasim.lm.loading import evaluate_checkpoint, load_language_model
+from sasim.lm.presets import TrainConfig
+from sasim.lm.train import train
+from sasim.workload.lstm import load_lstm_workload
+from sasim.workload.packing import stored_packings
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prune")
+    data = write_corpus(root / "data", alphabet="abcdefg_", lines=(400, 40, 40))
+    cfg = TrainConfig(emb_size=8, hidden_size=24, num_layers=2, bptt=20, batch_size=8, dropout_e=0, dropout_h=0.1,
+                      dropout_i=0.1, dropout_o=0.1, weight_drop=0.1, lr=3e-3, epochs=2, seed=5)
+    train(load_corpus(data), cfg, root / "dense.pt", show_progress=False)
+    return data, root / "dense.pt"
+
+
+def prune(dense, tmp_path, *flags):
+    data, ckpt = dense
+    out = tmp_path / "packed.pt"
+    res = subprocess.run([sys.executable, "-m", "sasim.cli", "prune", "--weights", str(ckpt), "--data", str(data),
+                          "--out", str(out), *map(str, flags)], capture_output=True, text=True,
+                         env={**__import__("os").environ, "TQDM_DISABLE": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+def test_prune_packs_and_packed_eval_equals_dense_eval(dense, tmp_path):
+    data, _ = dense
+    out = prune(dense, tmp_path, "--alpha", 4, "--gamma", 0.5, "--target-sparsity", 0.8, "--epochs", 2)
+    raw = torch.load(out, weights_only=True)
+    sparsity = [1 - d for d in raw["prune"]["density"].values()]
+    assert all(s >= 0.8 * (1 - 1 / 4) - 0.02 for s in sparsity)  # magnitude target reached, combining adds more
+    events = raw["prune"]["events"]
+    assert len(events) == 4 and events[-1]["magnitude_sparsity"][0] == pytest.approx(0.6)
+    wl = load_lstm_workload(out)
+    packs = stored_packings(wl)  # the packed form unpacks exactly to the model's weights (checked inside)
+    assert packs is not None and all(p.gates.max_group_size <= 4 for p in packs)
+    # eval of the packed checkpoint equals the eval of a plain dense model holding the unpacked weights
+    model, meta = load_language_model(out)
+    state = {k: v for k, v in meta["state_dict"].items() if "mask" not in k and ".packed_" not in k}
+    for i, p in enumerate(packs):
+        w = torch.from_numpy(p.gates.unpack())
+        state[f"rnns.{i}.weight_ih_l0"] = w[:, : model.rnns[i].input_size]
+        state[f"rnns.{i}.weight_hh_l0"] = w[:, model.rnns[i].input_size:]
+    plain = tmp_path / "plain.pt"
+    from sasim.workload.checkpoint import save_checkpoint
+
+    save_checkpoint(plain, state, meta["model_config"], meta["vocab"], level=meta["level"])
+    a = evaluate_checkpoint(out, data, "test")["bpc"]
+    b = evaluate_checkpoint(plain, data, "test")["bpc"]
+    assert a == b and math.isclose(a, raw["prune"]["eval"]["test"], rel_tol=1e-9)
+
+
+def test_spill_with_gamma_zero_loses_no_weight(dense, tmp_path):
+    out = prune(dense, tmp_path, "--alpha", 4, "--gamma", 0, "--rule", "spill", "--target-sparsity", 0.5,
+                "--epochs", 1)
+    raw = torch.load(out, weights_only=True)
+    for ev in raw["prune"]["events"]:
+        assert all(v == 0 for v in ev["pruned_fraction"].values())
+    sparsity = [1 - d for d in raw["prune"]["density"].values()]
+    assert all(abs(s - 0.5 * 0.75) < 0.02 for s in sparsity)  # only magnitude pruning removed weights
+
+
+def test_prune_refuses_packed_input_and_bad_layers(dense, tmp_path):
+    data, _ = dense
+    out = prune(dense, tmp_path, "--alpha", 2, "--gamma", 1, "--epochs", 1)
+    res = subprocess.run([sys.executable, "-m", "sasim.cli", "prune", "--weights", str(out), "--data", str(data),
+                          "--alpha", "2", "--gamma", "1", "--out", str(tmp_path / "x.pt")], capture_output=True, text=True)
+    assert res.returncode == 2 and "already packed" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "sasim.cli", "prune", "--weights", str(dense[1]), "--data", str(data),
+                          "--alpha", "2,2,2", "--gamma", "1", "--out", str(tmp_path / "y.pt")], capture_output=True, text=True)
+    assert res.returncode == 2 and "one per layer" in res.stderr
