@@ -258,7 +258,9 @@ def _cmd_sweep(args) -> int:
     points = grid(hws, _csv_list(args.alphas, int, "--alphas"), _csv_list(args.gammas, float, "--gammas"),
                   _csv_list(args.rules, str, "--rules"), args.policy, args.section, args.prune_to)
     summary = run_sweep(points, weights, args.out, args.batch, args.steps, args.mode, args.timing, args.data,
-                        args.split, args.seed, args.workers, args.engine, eval_tokens=args.eval_tokens)
+                        args.split, args.seed, args.workers, args.engine, eval_tokens=args.eval_tokens,
+                        retrain=dict(epochs=args.retrain_epochs, target=args.target_sparsity,
+                                     max_train_tokens=args.max_train_tokens) if args.retrain else None)
     print(f"{summary['done']} of {len(points)} points done; wrote {args.out}/sweep.csv, sweep.json and plots")
     for key, fail in summary["failures"].items():
         print(f"  failed {key}: {fail['error'].strip().splitlines()[-1]}")
@@ -422,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="valid", choices=["valid", "test"])
     p.add_argument("--eval-tokens", dest="eval_tokens", type=int,
                    help="score only the split's first N tokens (a quick estimate, labelled as such)")
+    p.add_argument("--retrain", action="store_true",
+                   help="prune, combine and retrain every point from the dense checkpoint (needs --data)")
+    p.add_argument("--retrain-epochs", dest="retrain_epochs", type=int, default=1)
+    p.add_argument("--target-sparsity", dest="target_sparsity", type=float, default=0.9)
+    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per retraining epoch")
     p.add_argument("--workers", type=int, help="parallel points (default: all cores)")
     p.add_argument("--engine", default="local", choices=["local", "dask"],
                    help="local process pool, or dask.distributed (DASK_SCHEDULER_ADDRESS or a local cluster)")

@@ -52,8 +52,14 @@ def grid(hws, alphas, gammas, rules, policy="paper", section=256, prune_to=None)
 
 
 def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str, timing: str,
-              data: str | None, split: str, seed: int, eval_tokens: int | None = None) -> dict:
-    """Simulate one point; return its per-layer and total metrics (and accuracy with --data)."""
+              data: str | None, split: str, seed: int, eval_tokens: int | None = None,
+              retrain: dict | None = None, out_dir: str | None = None) -> dict:
+    """Simulate one point; return its per-layer and total metrics (and accuracy with --data).
+
+    With ``retrain`` (``{"epochs", "target", "max_train_tokens"}``), the point first prunes, combines
+    and retrains the dense checkpoint with its own alpha, gamma and rule (:func:`sasim.lm.prune.prune_checkpoint`),
+    keeps the packed checkpoint in ``out_dir/points/`` and simulates and scores that.
+    """
     import time
 
     import torch
@@ -67,12 +73,28 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
     torch.set_num_threads(1)
     t0 = time.time()
     hw = load_hw_config(point.hw)
-    workload = load_lstm_workload(weights)
-    if point.prune_to:
-        from sasim.combine.magnitude import prune_workload
+    if point.alpha > hw.array.mux_fanin:
+        raise SasimError(f"alpha {point.alpha} exceeds {hw.name}'s mux_fanin {hw.array.mux_fanin}")
+    retrained = None
+    if retrain:
+        from sasim.lm.prune import prune_checkpoint
+        from sasim.workload.packing import stored_packings
 
-        prune_workload(workload, point.prune_to)
-    packings = pack_workload(workload, hw, point.alpha, point.gamma, point.rule, point.policy, point.section)
+        if not data:
+            raise SasimError("--retrain needs --data (the corpus to retrain on)")
+        retrained = str(Path(out_dir) / "points" / f"{point.key}.pt")
+        prune_checkpoint(weights, data, retrained, [point.alpha], [point.gamma], point.rule, point.policy,
+                         point.section, None, retrain["target"], retrain["epochs"], None,
+                         retrain.get("max_train_tokens"), "cpu", seed, splits=("valid",), show_progress=False)
+        workload = load_lstm_workload(retrained)
+        packings = stored_packings(workload)
+    else:
+        workload = load_lstm_workload(weights)
+        if point.prune_to:
+            from sasim.combine.magnitude import prune_workload
+
+            prune_workload(workload, point.prune_to)
+        packings = pack_workload(workload, hw, point.alpha, point.gamma, point.rule, point.policy, point.section)
     parts, _, resident = simulate_lstm(workload, packings, hw, batch, steps, timing, mode, seed)
     per = [part_metrics(p, hw, resident) for p in parts]
     total = total_metrics(parts, per, hw, steps)
@@ -83,11 +105,12 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
             raise SasimError(f"{hw.name} is fixed point: sasim does not simulate fixed-point numerics yet, so it "
                              "cannot score accuracy on it; use a float32 config")
 
-        model, raw = load_language_model(weights)
+        model, raw = load_language_model(retrained or weights)
         acc = evaluate_model(with_array_weights(model, packings), raw, data, split, max_tokens=eval_tokens)
         total.update({k: acc[k] for k in ("bpc", "ppl", "loss_nats") if k in acc})
         total["eval_split"] = acc["split"]
-    return {"point": asdict(point), "layers": per, "total": total, "seconds": time.time() - t0}
+    return {"point": asdict(point), "layers": per, "total": total, "seconds": time.time() - t0,
+            "retrained_checkpoint": retrained}
 
 
 def _safe_run(args) -> tuple[SweepPoint, dict | None, str | None]:
@@ -103,7 +126,7 @@ def _safe_run(args) -> tuple[SweepPoint, dict | None, str | None]:
 def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps: int = 1, mode: str = "analytic",
               timing: str = "sasim", data: str | None = None, split: str = "test", seed: int = 0,
               workers: int | None = None, engine: str = "local", show_progress: bool = True,
-              eval_tokens: int | None = None) -> dict:
+              eval_tokens: int | None = None, retrain: dict | None = None) -> dict:
     """Run (or resume) a sweep; write the point files, the CSV, the JSON and the plots.
 
     Parameters
@@ -124,7 +147,7 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
             results[p.key] = json.loads(f.read_text())
         else:
             todo.append(p)
-    jobs = [(p, weights, batch, steps, mode, timing, data, split, seed, eval_tokens) for p in todo]
+    jobs = [(p, weights, batch, steps, mode, timing, data, split, seed, eval_tokens, retrain, str(out)) for p in todo]
     workers = workers or os.cpu_count() or 1
 
     def record(point, result, error):
@@ -156,7 +179,8 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
     from sasim.report.provenance import run_header
 
     summary = run_header(weights=str(weights), batch=batch, steps=steps, mode=mode, timing=timing, data=data,
-                         split=split if data else None, eval_tokens=eval_tokens, seed=seed, engine=engine,
+                         split=split if data else None, eval_tokens=eval_tokens, retrain=retrain, seed=seed,
+                         engine=engine,
                          points=[asdict(p) for p in points], done=len(ordered), failures=failures)
     (out / "sweep.json").write_text(json.dumps(summary, indent=2))
     if ordered:

@@ -83,3 +83,22 @@ def test_prune_refuses_packed_input_and_bad_layers(dense, tmp_path):
     res = subprocess.run([sys.executable, "-m", "sasim.cli", "prune", "--weights", str(dense[1]), "--data", str(data),
                           "--alpha", "2,2,2", "--gamma", "1", "--out", str(tmp_path / "y.pt")], capture_output=True, text=True)
     assert res.returncode == 2 and "one per layer" in res.stderr
+
+
+def test_sweep_with_retrain(dense, tmp_path):
+    import csv
+
+    from sasim.sweep import grid, run_sweep
+
+    data, ckpt = dense
+    points = grid(["8x8"], [4], [0.0, 1.0], ["prune"])
+    summary = run_sweep(points, str(ckpt), tmp_path, data=str(data), split="valid", workers=2, show_progress=False,
+                        retrain=dict(epochs=1, target=0.6, max_train_tokens=None))
+    assert summary["done"] == 2, summary["failures"]
+    totals = [r for r in csv.DictReader(open(tmp_path / "sweep.csv")) if r["layer"] == "total"]
+    assert all(float(r["bpc"]) > 0 for r in totals)
+    assert (tmp_path / "points" / f"{points[1].key}.pt").is_file()
+    assert int(totals[1]["tiles"]) <= int(totals[0]["tiles"])  # a larger budget never needs more tiles under prune
+    bad = run_sweep(grid(["8x8"], [4], [0.5], ["prune"]), str(ckpt), tmp_path / "b", workers=1, show_progress=False,
+                    retrain=dict(epochs=1, target=0.6))
+    assert "needs --data" in list(bad["failures"].values())[0]["error"]
