@@ -128,8 +128,54 @@ def _cmd_gemm(args) -> int:
     return 0
 
 
+def _run_workload(args) -> int:
+    from tqdm.auto import tqdm
+
+    from sasim.hw.config import load_hw_config
+    from sasim.sim.metrics import part_metrics, total_metrics
+    from sasim.sim.workload_sim import cycles_by_kind, simulate_workload
+    from sasim.workload.spec import expand, load_workload
+
+    if args.data:
+        raise SasimError("--data needs a trained checkpoint (--weights); a --workload has synthetic weights")
+    hw = load_hw_config(args.hw)
+    spec = load_workload(args.workload)
+    batch = args.batch_given or spec.batch
+    steps = args.steps_given or spec.steps
+    packing = _packing_args(args)
+    count = sum(len(l.matrices) for l in expand(spec, batch, steps))
+    with tqdm(total=count, desc="matrices", disable=args.mode == "analytic" and not packing) as bar:
+        parts, resident = simulate_workload(spec, hw, batch, steps, args.mode, args.timing, packing, args.seed, bar)
+    per = [part_metrics(p, hw, resident) for p in parts]
+    total = total_metrics(parts, per, hw, steps)
+    kinds = cycles_by_kind(parts, per, steps)
+    total["cycles_per_token_by_kind"] = kinds
+    errors = [p.extra["max_abs_error"] for p in parts if "max_abs_error" in p.extra]
+    lines = [f"cycles per token (one step of all {batch} streams; QRNN sequences / {steps}): "
+             + ", ".join(f"{k} {v:,.0f}" for k, v in kinds.items())
+             + f"; total {total['cycles_per_step']:,.0f} = {total['latency_per_step_s'] * 1e6:.2f} us",
+             f"weights {'fit in' if resident else 'exceed'} the weight SRAM; energy per step "
+             f"{total['energy_j'] / steps * 1e3:.3f} mJ"]
+    if errors:
+        total["max_abs_error_vs_numpy"] = max(errors)
+        lines.append(f"outputs: max |array - numpy| = {max(errors):.3g}")
+    _emit(args, f"sasim run: workload {spec.name} on {hw.name}, batch {batch}, {steps} step(s), {args.mode}, "
+          f"{args.timing} timing", hw, per, total,
+          dict(seed=args.seed, timing=args.timing, mode=args.mode, batch=batch, steps=steps, workload=spec.model_dump(),
+               packing=packing or {"dense": True}), lines)
+    return 0
+
+
 def _cmd_run(args) -> int:
     from tqdm.auto import tqdm
+
+    args.batch_given, args.steps_given = args.batch, args.steps
+    if args.workload:
+        if args.weights_given:
+            raise SasimError("give either --weights or --workload, not both")
+        return _run_workload(args)
+    args.batch = args.batch or 1
+    args.steps = args.steps or 1
 
     from sasim.combine.packed import PackedMatrix
     from sasim.hw.config import load_hw_config
@@ -141,7 +187,7 @@ def _cmd_run(args) -> int:
     hw = load_hw_config(args.hw)
     if args.batch <= 0 or args.steps <= 0:
         raise SasimError("--batch and --steps must be positive")
-    workload = load_lstm_workload(resolve_weights(args.weights))
+    workload = load_lstm_workload(resolve_weights(args.weights or default_weights()))
     packing = _packing_args(args)
     rules = _layer_rules(args)
     stored = stored_packings(workload)
@@ -391,9 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="simulate an LSTM checkpoint on the array")
     p.add_argument("--hw", default="32x32", help="hardware config (path or shipped name; default 32x32)")
-    p.add_argument("--weights", default=default_weights(), help="checkpoint (default: the shipped PTB-char model)")
-    p.add_argument("--batch", type=int, default=1, help="M: independent streams (default 1)")
-    p.add_argument("--steps", type=int, default=1, help="T: timesteps (default 1)")
+    p.add_argument("--weights", help="checkpoint (default: the shipped PTB-char model)")
+    p.add_argument("--workload", help="a workload YAML or preset instead of a checkpoint: awd-char-ptb, awd-enwik8, "
+                                      "qrnn-wt103, lstm-8192-1024 (synthetic seeded weights)")
+    p.add_argument("--batch", type=int, help="M: independent streams (default 1, or the workload's)")
+    p.add_argument("--steps", type=int, help="T: timesteps (default 1, or the workload's)")
     _add_sim_flags(p)
     _add_packing_flags(p)
     p.add_argument("--per-gate", dest="per_gate", action="store_true",
@@ -480,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "run":
+        args.weights_given = args.weights is not None
     try:
         return args.func(args)
     except SasimError as exc:

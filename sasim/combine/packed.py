@@ -72,6 +72,11 @@ class PackedMatrix:
         """``N * G``: PE cells the packed matrix occupies."""
         return int(self.values.size)
 
+    @property
+    def mux_nonzeros(self) -> int:
+        """Nonzero cells in groups of more than one column (their PEs use the multiplexer)."""
+        return int(np.count_nonzero(self.values[:, self.group_sizes > 1]))
+
     def groups(self) -> list[list[int]]:
         """Each group's column indices, as lists."""
         return [[int(c) for c in row if c >= 0] for row in self.group_cols]
@@ -161,3 +166,41 @@ class RowBlocks:
 
     def matmul(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate([b.matmul(x) for b in self.blocks], axis=1)
+
+
+@dataclass
+class DenseShape:
+    """A fully dense ``N x K`` matrix known by its shape alone (no values): the analytic model's view
+    of a matrix too large to materialize, such as a 793,471-word softmax."""
+
+    shape: tuple
+    stats: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        n, k = self.shape
+        if n <= 0 or k <= 0:
+            raise SasimError(f"matrix shape must be positive, got {self.shape}")
+
+    @property
+    def num_groups(self) -> int:
+        return self.shape[1]
+
+    @property
+    def group_sizes(self) -> np.ndarray:
+        return np.ones(self.shape[1], dtype=np.int64)
+
+    @property
+    def max_group_size(self) -> int:
+        return 1
+
+    @property
+    def nonzeros(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def cells(self) -> int:
+        return self.nonzeros
+
+    @property
+    def mux_nonzeros(self) -> int:
+        return 0

@@ -42,8 +42,7 @@ def analytic_counts(packed: PackedMatrix, tm: TileMap, M: int, timing: str) -> M
     s = tm.cycles_per_beat
     beats = schedule_beats(tm, M, timing)
     ideal = schedule_beats(tm, M, timing, tm.ideal_load_beats, np.ones_like(tm.interval))
-    nz_cols = np.count_nonzero(packed.values, axis=0)
-    mux = int(nz_cols[packed.group_sizes > 1].sum())
+    mux = packed.mux_nonzeros
     return MatmulCounts(
         cycles=beats * s,
         stall_cycles=(beats - ideal) * s,

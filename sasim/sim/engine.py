@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sasim.combine.packed import PackedMatrix, RowBlocks
+from sasim.combine.packed import DenseShape, PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
 from sasim.sim.analytic import analytic_counts
@@ -40,7 +40,7 @@ def map_any(packed, hw: HardwareConfig, weights_resident: bool = True):
     return map_matrix(packed, hw, weights_resident)
 
 
-def simulate_matmul(packed: PackedMatrix | RowBlocks, x: np.ndarray | None, hw: HardwareConfig, M: int,
+def simulate_matmul(packed: PackedMatrix | RowBlocks | DenseShape, x: np.ndarray | None, hw: HardwareConfig, M: int,
                     timing: str = "sasim", mode: str = "cycle", weights_resident: bool = True,
                     tilemap: TileMap | None = None) -> MatmulResult:
     """Simulate ``y = x @ W.T`` for the packed ``W`` on ``hw`` (row blocks run one after another).
@@ -74,6 +74,9 @@ def simulate_matmul(packed: PackedMatrix | RowBlocks, x: np.ndarray | None, hw: 
                          f"{packed.max_group_size}, but {hw.name} has {hw.array.mux_fanin}; pack with alpha <= "
                          f"{hw.array.mux_fanin} or use hardware with a wider multiplexer")
     tm = tilemap or map_matrix(packed, hw, weights_resident)
+    if mode == "cycle" and not hasattr(packed, "values"):
+        raise SasimError(f"the cycle-level mode needs the weights of the {packed.shape[0]} x {packed.shape[1]} matrix; "
+                         "use --mode analytic, or a workload small enough to materialize")
     if mode == "cycle":
         y, counts = simulate_cycles(packed, x, tm, M, timing, compute_values=x is not None)
     else:

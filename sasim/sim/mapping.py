@@ -52,7 +52,7 @@ class TileMap:
 def map_matrix(packed: PackedMatrix, hw: HardwareConfig, weights_resident: bool = True) -> TileMap:
     """Cut ``packed`` into tiles of ``hw``'s array and compute each tile's load time and issue interval."""
     R, C = hw.array.rows, hw.array.cols
-    n, g = packed.values.shape
+    n, g = packed.shape[0], packed.num_groups
     nrt, nct = math.ceil(n / R), math.ceil(g / C)
     s = hw.cycles_per_beat
     select_bits = hw.select_bits(packed.max_group_size)
