@@ -24,6 +24,10 @@ def _cmd_train(args) -> int:
         cfg.epochs = args.epochs
     if args.seed is not None:
         cfg.seed = args.seed
+    if args.proj_size is not None:
+        cfg.proj_size = args.proj_size
+    if args.max_train_tokens:
+        cfg.max_train_tokens = args.max_train_tokens
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus = load_corpus(args.data)
@@ -143,6 +147,8 @@ def _run_workload(args) -> int:
     batch = args.batch_given or spec.batch
     steps = args.steps_given or spec.steps
     packing = _packing_args(args)
+    if packing is None and spec.packing is not None:
+        packing = spec.packing.model_dump()
     count = sum(len(l.matrices) for l in expand(spec, batch, steps))
     with tqdm(total=count, desc="matrices", disable=args.mode == "analytic" and not packing) as bar:
         parts, resident = simulate_workload(spec, hw, batch, steps, args.mode, args.timing, packing, args.seed, bar)
@@ -409,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="checkpoint to write (best validation)")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--seed", type=int, help="override the preset's seed")
+    p.add_argument("--proj-size", dest="proj_size", type=int, help="LSTM with projection: P per layer (Jozefowicz et al.)")
+    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per epoch (default: all)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.latest.pt")

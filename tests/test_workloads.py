@@ -80,3 +80,43 @@ def test_cli_workload(tmp_path):
     assert "cycles per token" in res.stdout and "char_cnn" in res.stdout
     bad = subprocess.run([sys.executable, "-m", "sasim.cli", "run", "--workload", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "neither a file nor a preset" in bad.stderr
+
+
+def test_packing_from_the_spec():
+    spec = parse_workload(dict(SMALL, packing=dict(alpha=2, gamma=0.5)))
+    assert spec.packing.alpha == 2 and spec.packing.rule == "prune"
+    with pytest.raises(SasimError, match="packing.rule"):
+        parse_workload(dict(SMALL, packing=dict(alpha=2, gamma=0.5, rule="keep")))
+
+
+def test_sasim_trained_projection_lstm_loads_and_simulates(tmp_path):
+    import numpy as np
+    import torch
+    from test_lm import write_corpus
+
+    from sasim.lm.corpus import load_corpus
+    from sasim.lm.loading import load_language_model
+    from sasim.lm.presets import TrainConfig
+    from sasim.lm.train import train
+    from sasim.sim.lstm import simulate_lstm
+    from sasim.workload.lstm import load_lstm_workload
+    from sasim.workload.packing import pack_workload
+
+    data = write_corpus(tmp_path / "d")
+    cfg = TrainConfig(emb_size=6, hidden_size=10, num_layers=2, proj_size=4, bptt=10, batch_size=4, dropout_e=0,
+                      dropout_h=0.1, dropout_i=0.1, dropout_o=0.1, weight_drop=0.1, lr=3e-3, epochs=1, seed=2)
+    train(load_corpus(data), cfg, tmp_path / "p.pt", show_progress=False)
+    wl = load_lstm_workload(tmp_path / "p.pt")
+    assert [l.w_hr.shape for l in wl.layers] == [(4, 10), (4, 10)]
+    packs = pack_workload(wl, make_hw(4, 4), alpha=2, gamma=1.0)
+    model, _ = load_language_model(tmp_path / "p.pt")
+    from sasim.lm.loading import with_array_weights
+
+    model = with_array_weights(model, packs)
+    tokens = torch.randint(0, model.config.vocab_size, (5, 2))
+    x = model.encoder(tokens)
+    with torch.no_grad():
+        for rnn in model.rnns:
+            x, _ = rnn(x, None)
+    _, out, _ = simulate_lstm(wl, packs, make_hw(4, 4), batch=2, steps=5, inputs=wl.embedding[tokens.numpy()])
+    np.testing.assert_allclose(out, x.numpy(), atol=2e-5)

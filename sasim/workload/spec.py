@@ -93,12 +93,23 @@ class WeightsSpec(_Strict):
     seed: int = 0
 
 
+class PackingSpec(_Strict):
+    alpha: int = Field(gt=0)
+    gamma: float = Field(ge=0)
+    rule: Literal["prune", "spill"] = "prune"
+    policy: Literal["paper", "min-conflict"] = "paper"
+    section: int = Field(256, ge=0)
+    row_cap: int | None = Field(None, ge=0)
+
+
 class WorkloadSpec(_Strict):
     version: Literal[1]
     name: str
     batch: int = Field(1, gt=0, description="default M (streams)")
     steps: int = Field(1, gt=0, description="default T (timesteps; QRNN sequences)")
     weights: WeightsSpec = WeightsSpec()
+    packing: PackingSpec | None = Field(None, description="column combining for layers with combine: true "
+                                                          "(the command line's --alpha/--gamma take precedence)")
     layers: list[LayerSpec] = Field(min_length=1)
 
 
