@@ -51,7 +51,7 @@ def main() -> None:
     rows = []
     hws = [load_hw_config("128x128"), load_hw_config("32x32")]
     lines = ["# LSTM-8192-1024 (1B Word Benchmark) on the array", "",
-             "Regenerate: `python scripts/report_lstm_8192.py --out reports/lstm-8192-1024` (analytic mode, equal to the",
+             "Regenerate: `python scripts/report_lstm_8192.py --out reports/lstm-8192-1024 --gammas 0,0.02,0.05,0.1,0.25,0.5,1.0` (analytic mode, equal to the",
              "cycle-level simulator on every layer type: `tests/test_workloads.py`). Model: `--workload lstm-8192-1024`:",
              "char-CNN inputs (16-dim characters, words padded to 50, 4096 filters of widths 1-7, 2 highway layers,",
              "projection to 1024), 2 LSTM layers of 8192 cells with 1024 projections, softmax over 793,471 words, full or",
