@@ -82,3 +82,38 @@ def naive_combine_prune(w, groups):
             if best is not None:
                 out[r, best] = w[r, best]
     return out
+
+
+def naive_fixed_point_matmul(values, select, group_cols, x, rows, cols, acc_bits, saturate=True):
+    """Integer reference of the array's order of operations: along each tile row the partial sum
+    grows column by column, each step brought into ``acc_bits``; the output accumulator adds the
+    column tiles of a row tile in order, each sum brought into range too. Returns (y, overflows)."""
+    n, g = values.shape
+    hi, lo = (1 << (acc_bits - 1)) - 1, -(1 << (acc_bits - 1))
+    overflows = 0
+
+    def fit(v):
+        nonlocal overflows
+        if lo <= v <= hi:
+            return v
+        overflows += 1
+        if saturate:
+            return hi if v > hi else lo
+        return (v - lo) % (1 << acc_bits) + lo
+
+    m_ = x.shape[0]
+    y = [[0] * n for _ in range(m_)]
+    col_tiles = -(-g // cols)
+    for m in range(m_):
+        for r in range(n):
+            acc = 0
+            for ct in range(col_tiles):
+                psum = 0
+                for c in range(ct * cols, (ct + 1) * cols):  # padded columns pass the sum on unchanged
+                    if c < g:
+                        col = group_cols[c][select[r][c]]
+                        lane = int(x[m][col]) if col >= 0 else 0
+                        psum = fit(psum + int(values[r][c]) * lane)
+                acc = fit(acc + psum)
+            y[m][r] = acc
+    return np.array(y, dtype=np.int64), overflows

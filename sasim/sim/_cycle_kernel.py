@@ -23,13 +23,22 @@ import numpy as np
 from sasim.sim.jit import njit
 
 # indices into the counts array
-BEATS, USEFUL_MACS, MUX_MACS, INPUT_WORDS, OUTPUT_WORDS, WEIGHT_CELLS, LOADS = range(7)
-NUM_COUNTS = 7
+BEATS, USEFUL_MACS, MUX_MACS, INPUT_WORDS, OUTPUT_WORDS, WEIGHT_CELLS, LOADS, OVERFLOWS = range(8)
+NUM_COUNTS = 8
+
+
+@njit
+def _fit(v, acc_limit, saturate):
+    """``v`` in the accumulator's two's-complement range ``[-acc_limit - 1, acc_limit]``: saturated, or wrapped."""
+    if saturate:
+        return acc_limit if v > acc_limit else -acc_limit - 1
+    span = 2 * (acc_limit + 1)
+    return (v + acc_limit + 1) % span - acc_limit - 1
 
 
 @njit
 def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_prefix, x, rows_n, R, C, nrt, nct, M,
-                    load_beats, interval, tile_cells, overlap, compute_values, out):
+                    load_beats, interval, tile_cells, overlap, compute_values, out, acc_limit=0, saturate=True):
     ntiles = nrt * nct
     A = group_cols.shape[1]
     single_lane = A == 1
@@ -37,8 +46,11 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
     issue_start = np.full(ntiles, -1, dtype=np.int64)
     load_end = np.full(ntiles, -1, dtype=np.int64)
     retired_at = np.full(ntiles, -1, dtype=np.int64)
-    lane_buf = np.zeros((R, C, A), dtype=np.float32)
-    psum = np.zeros((R, C), dtype=np.float32)
+    # registers take the inputs' and the accumulator's number types: float32, or int64 holding fixed-point words
+    lane_buf = np.zeros((R, C, A), dtype=x.dtype)
+    psum = np.zeros((R, C), dtype=out.dtype)
+    zero_in = x[0, 0] - x[0, 0]
+    zero_acc = out[0, 0] - out[0, 0]
     next_load = 0
     next_issue = 0
     first_live = 0
@@ -87,7 +99,7 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
                 if compute_values:
                     for lane in range(A):
                         col = group_cols[g, lane]
-                        lane_buf[slot, c, lane] = x[m, col] if col >= 0 else np.float32(0.0)
+                        lane_buf[slot, c, lane] = x[m, col] if col >= 0 else zero_in
         # 4. datapath, oldest tile first; within a row, columns right to left so that each PE reads
         #    its left neighbour's partial sum of the previous beat before that neighbour overwrites it
         for i in range(first_live, next_issue):
@@ -128,6 +140,11 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
                                 c -= 1
                         if c_lo == 0:
                             psum[r, 0] = values[row, col0] * lane_buf[rslot, 0, select[row, col0]]
+                        if acc_limit > 0:  # fixed point: every partial sum must fit the accumulator
+                            for c in range(c_lo, c_hi + 1):
+                                if psum[r, c] > acc_limit or psum[r, c] < -acc_limit - 1:
+                                    counts[OVERFLOWS] += 1
+                                    psum[r, c] = _fit(psum[r, c], acc_limit, saturate)
                 else:
                     c_hi -= ((c_hi - d) % k + k) % k  # the highest column with (d - c) divisible by k
                     for c in range(c_hi, c_lo - 1, -k):
@@ -137,8 +154,11 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
                             if lane_counts[col] > 1:
                                 counts[MUX_MACS] += 1
                         if compute_values:
-                            acc = psum[r, c - 1] if c > 0 else np.float32(0.0)
+                            acc = psum[r, c - 1] if c > 0 else zero_acc
                             psum[r, c] = acc + values[row, col] * lane_buf[rslot, c, select[row, col]]
+                            if acc_limit > 0 and (psum[r, c] > acc_limit or psum[r, c] < -acc_limit - 1):
+                                counts[OVERFLOWS] += 1
+                                psum[r, c] = _fit(psum[r, c], acc_limit, saturate)
                 if c_hi == C - 1 and (k == 1 or (d - c_hi) % k == 0):
                     # a result leaves the right edge into the output accumulator
                     m = (d - c_hi) // k
@@ -146,6 +166,9 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
                         counts[OUTPUT_WORDS] += 1
                         if compute_values:
                             out[row, m] += psum[r, C - 1]
+                            if acc_limit > 0 and (out[row, m] > acc_limit or out[row, m] < -acc_limit - 1):
+                                counts[OVERFLOWS] += 1
+                                out[row, m] = _fit(out[row, m], acc_limit, saturate)
                     if r == R - 1 and m == M - 1:
                         retired_at[i] = t
         while first_live < next_issue and retired_at[first_live] >= 0:

@@ -17,7 +17,8 @@ def _padded(packed: PackedMatrix, tm: TileMap):
     R, C = tm.rows, tm.cols
     n, g = packed.values.shape
     npad, gpad = tm.row_tiles * R, tm.col_tiles * C
-    values = np.zeros((npad, gpad), dtype=np.float32)
+    integer = np.issubdtype(packed.values.dtype, np.integer)
+    values = np.zeros((npad, gpad), dtype=np.int64 if integer else np.float32)
     values[:n, :g] = packed.values
     select = np.zeros((npad, gpad), dtype=np.int16 if packed.group_cols.shape[1] > 127 else np.int8)
     select[:n, :g] = packed.select
@@ -96,3 +97,39 @@ def simulate_cycles(packed: PackedMatrix, x: np.ndarray | None, tm: TileMap, M: 
     )
     y = out[:n].T.copy() if compute_values else None
     return y, counts
+
+
+def simulate_fixed_point(packed: PackedMatrix, x: np.ndarray, tm: TileMap, M: int, acc_bits: int,
+                         timing: str = "sasim", saturate: bool = True) -> tuple[np.ndarray, MatmulCounts, int]:
+    """The cycle-level simulator on integer (fixed-point) words, bit-exact.
+
+    ``packed.values`` and ``x`` hold integers (quantized weights and activations). Products are exact;
+    every partial sum a PE passes on, and every output-accumulator update, must fit in ``acc_bits``
+    two's-complement bits: values outside are counted as overflows and saturated (``saturate``) or
+    wrapped.
+
+    Returns
+    -------
+    y : np.ndarray, int64, (M, N)
+    counts : MatmulCounts
+    overflows : int
+        Partial sums and accumulator updates that did not fit.
+    """
+    if not np.issubdtype(packed.values.dtype, np.integer):
+        raise SasimError("fixed-point simulation needs integer weights (quantize them first)")
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.integer):
+        raise SasimError("fixed-point simulation needs integer inputs (quantize them first)")
+    if not 2 <= acc_bits <= 62:
+        raise SasimError(f"acc_bits must be in 2..62 for the integer simulator, got {acc_bits}")
+    n, k = packed.shape
+    if x.shape != (M, k):
+        raise SasimError(f"inputs have shape {x.shape}, expected ({M}, {k})")
+    x = np.ascontiguousarray(x, dtype=np.int64)
+    values, select, group_cols, lanes, nz_prefix, mux_prefix = _padded(packed, tm)
+    out = np.zeros((values.shape[0], M), dtype=np.int64)
+    raw = K._simulate_tiles(values, select, group_cols, lanes, nz_prefix, mux_prefix, x, n, tm.rows, tm.cols,
+                            tm.row_tiles, tm.col_tiles, M, tm.load_beats, tm.interval, tm.tile_cells,
+                            timing == "sasim", True, out, (1 << (acc_bits - 1)) - 1, saturate)
+    _, counts = simulate_cycles(packed, None, tm, M, timing, compute_values=False)
+    return out[:n].T.copy(), counts, int(raw[K.OVERFLOWS])
