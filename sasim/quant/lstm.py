@@ -1,0 +1,174 @@
+"""Quantized LSTM layers: the integer arithmetic of the array, in torch for evaluation speed and in the
+cycle-level simulator for ground truth.
+
+Per layer: ``[W_ih | W_hh]`` (and ``W_hr``) quantized per output row to ``weight_bits``; one activation
+scale for the stacked input ``[x_t; h_{t-1}]`` (and one for ``h`` before the projection), calibrated on
+sample tokens. Each step the input vector is quantized (round half to even, saturated), the array
+accumulates exact integer products, and the vector unit rescales, adds the biases and does the cell
+update in float32. The torch path sums in float64, exact for integers below 2**53; it equals the
+simulator's integers whenever no partial sum leaves ``acc_bits`` (checked up front from the worst case,
+so that an overflow is reported rather than silently differing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from sasim.errors import SasimError
+from sasim.quant.quantize import QuantizedMatrix, calibrate_scale, qmax, quantize_weights
+
+
+@dataclass
+class QuantConfig:
+    weight_bits: int = 8
+    act_bits: int = 8
+    acc_bits: int = 32
+    calibration: str = "minmax"
+    percentile: float = 99.99
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class QuantizedLayer:
+    gates: QuantizedMatrix
+    input_scale: float
+    projection: QuantizedMatrix | None = None
+    projection_scale: float | None = None
+
+
+def worst_case_acc_bits(q: QuantizedMatrix, act_bits: int) -> int:
+    """Accumulator bits that no partial sum of this matrix can exceed (sum of |weights| x largest input)."""
+    peak = int(np.abs(q.q).sum(axis=1).max()) * qmax(act_bits)
+    return int(peak).bit_length() + 1
+
+
+@torch.no_grad()
+def calibrate_lstm(model, tokens: torch.Tensor, cfg: QuantConfig) -> list[QuantizedLayer]:
+    """Quantize every LSTM layer of an eval-mode :class:`LSTMLanguageModel` from calibration ``tokens`` (T, B)."""
+    model.eval()
+    x = model.encoder(tokens)
+    layers = []
+    for rnn in model.rnns:
+        weights = rnn.effective_weights()
+        out, _ = rnn(x, None)
+        h_prev = torch.cat([torch.zeros_like(out[:1]), out[:-1]])
+        stacked = torch.cat([x, h_prev], dim=2).double().numpy()
+        gates = quantize_weights(torch.cat(weights[:2], 1).double().numpy(), cfg.weight_bits)
+        layer = QuantizedLayer(gates, calibrate_scale(stacked, cfg.act_bits, cfg.calibration, cfg.percentile))
+        if rnn.proj_size:
+            # h before the projection: recompute the cell outputs of this pass
+            h_cells = _cell_outputs(rnn, x)
+            layer.projection = quantize_weights(weights[4].double().numpy(), cfg.weight_bits)
+            layer.projection_scale = calibrate_scale(h_cells.numpy(), cfg.act_bits, cfg.calibration, cfg.percentile)
+        for q in (layer.gates, layer.projection):
+            if q is not None and worst_case_acc_bits(q, cfg.act_bits) > cfg.acc_bits:
+                raise SasimError(f"acc_bits {cfg.acc_bits} can overflow: these weights need up to "
+                                 f"{worst_case_acc_bits(q, cfg.act_bits)} bits in the worst case; widen acc_bits")
+        layers.append(layer)
+        x = out
+    return layers
+
+
+def _cell_outputs(rnn, x):
+    w = rnn.effective_weights()
+    h = x.new_zeros(x.size(1), rnn.output_size)
+    c = x.new_zeros(x.size(1), rnn.hidden_size)
+    cells = []
+    for t in range(x.size(0)):
+        g = x[t] @ w[0].T + h @ w[1].T + w[2] + w[3]
+        i, f, gg, o = g.chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+        hc = torch.sigmoid(o) * torch.tanh(c)
+        cells.append(hc)
+        h = hc @ w[4].T
+    return torch.stack(cells)
+
+
+def _quantize_input(v: torch.Tensor, scale: float, bits: int) -> torch.Tensor:
+    top = qmax(bits)
+    return torch.clamp(torch.round(v.double() / scale), -top, top)  # torch.round: half to even
+
+
+@torch.no_grad()
+def quantized_lstm_forward(model, qlayers: list[QuantizedLayer], x: torch.Tensor, cfg: QuantConfig) -> torch.Tensor:
+    """The LSTM stack with the array's integer arithmetic; ``x`` is (T, B, I) embeddings; returns (T, B, out)."""
+    outs = x
+    for rnn, ql in zip(model.rnns, qlayers):
+        bias = (rnn.bias_ih_l0 + rnn.bias_hh_l0).float()
+        qw = torch.from_numpy(ql.gates.q).double()
+        ws = torch.from_numpy(ql.gates.scales)
+        steps, batch = outs.shape[:2]
+        h = outs.new_zeros(batch, rnn.output_size)
+        c = outs.new_zeros(batch, rnn.hidden_size)
+        ys = []
+        for t in range(steps):
+            qx = _quantize_input(torch.cat([outs[t], h], 1), ql.input_scale, cfg.act_bits)
+            acc = qx @ qw.T
+            gates = (acc * ws[None, :] * ql.input_scale).float() + bias
+            i, f, g, o = gates.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            if ql.projection is not None:
+                qh = _quantize_input(h, ql.projection_scale, cfg.act_bits)
+                acc = qh @ torch.from_numpy(ql.projection.q).double().T
+                h = (acc * torch.from_numpy(ql.projection.scales)[None, :] * ql.projection_scale).float()
+            ys.append(h)
+        outs = torch.stack(ys)
+    return outs
+
+
+def _int_packed(q: QuantizedMatrix):
+    from sasim.combine.packed import PackedMatrix
+
+    n, k = q.q.shape
+    return PackedMatrix(values=q.q.astype(np.int64), select=np.zeros((n, k), np.int8),
+                        group_cols=np.arange(k, dtype=np.int64)[:, None], shape=(n, k))
+
+
+@torch.no_grad()
+def simulate_quantized_lstm(model, qlayers: list[QuantizedLayer], x: torch.Tensor, cfg: QuantConfig, hw,
+                            timing: str = "sasim"):
+    """:func:`quantized_lstm_forward` with every integer product computed by the cycle-level simulator.
+
+    Returns ``(outputs (T, B, out), overflows)``; the vector unit's work uses the same torch operations
+    as the evaluation path, so the two agree bit for bit when the integers do.
+    """
+    from sasim.sim.cycle import simulate_fixed_point
+    from sasim.sim.mapping import map_matrix
+
+    overflows = 0
+    outs = x
+    for rnn, ql in zip(model.rnns, qlayers):
+        bias = (rnn.bias_ih_l0 + rnn.bias_hh_l0).float()
+        gates_m = _int_packed(ql.gates)
+        proj_m = _int_packed(ql.projection) if ql.projection is not None else None
+        tm_g = map_matrix(gates_m, hw)
+        tm_p = map_matrix(proj_m, hw) if proj_m is not None else None
+        ws = torch.from_numpy(ql.gates.scales)
+        steps, batch = outs.shape[:2]
+        h = outs.new_zeros(batch, rnn.output_size)
+        c = outs.new_zeros(batch, rnn.hidden_size)
+        ys = []
+        for t in range(steps):
+            qx = _quantize_input(torch.cat([outs[t], h], 1), ql.input_scale, cfg.act_bits)
+            acc, _, over = simulate_fixed_point(gates_m, qx.numpy().astype(np.int64), tm_g, batch, cfg.acc_bits, timing)
+            overflows += over
+            gates = (torch.from_numpy(acc).double() * ws[None, :] * ql.input_scale).float() + bias
+            i, f, g, o = gates.chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            if proj_m is not None:
+                qh = _quantize_input(h, ql.projection_scale, cfg.act_bits)
+                acc, _, over = simulate_fixed_point(proj_m, qh.numpy().astype(np.int64), tm_p, batch, cfg.acc_bits,
+                                                    timing)
+                overflows += over
+                h = (torch.from_numpy(acc).double() * torch.from_numpy(ql.projection.scales)[None, :]
+                     * ql.projection_scale).float()
+            ys.append(h)
+        outs = torch.stack(ys)
+    return outs, overflows
