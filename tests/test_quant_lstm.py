@@ -1,6 +1,5 @@
 """A quantized LSTM: the torch evaluation path equals the cycle-level simulator's integer arithmetic."""
 
-import numpy as np
 import pytest
 import torch
 from conftest import make_hw
