@@ -221,7 +221,7 @@ def _cmd_run(args) -> int:
     total = total_metrics(parts, per, hw, args.steps)
     lines = [
         f"latency: {total['cycles_per_step']:,.0f} cycles per timestep = {total['latency_per_step_s'] * 1e6:.3f} us "
-        f"per token (each of the {args.batch} streams advances one token per step); {args.steps} steps: "
+        f"per token (each of the {args.batch} streams advances one token per step); {args.steps} step(s): "
         f"{total['cycles']:,} cycles = {total['latency_s'] * 1e6:.3f} us at {hw.clock_hz / 1e9:g} GHz",
         f"traffic: SRAM {total['sram_bytes'] / 1e6:.3f} MB, DRAM {total['dram_bytes'] / 1e6:.3f} MB "
         f"(weights {'resident in' if resident else 'do not fit'} the {hw.memory.weight_sram_bytes / 2**20:g} MiB weight SRAM); "

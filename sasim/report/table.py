@@ -23,6 +23,8 @@ COLUMNS = [
 
 
 def _fmt(fmt, value):
+    if value is None:
+        return ""
     try:
         return fmt.format(value)
     except (TypeError, ValueError, IndexError, KeyError):
@@ -38,7 +40,7 @@ def print_report(title: str, parts: list[dict], total: dict, extra_lines: list[s
     for part in parts:
         table.add_row(*(_fmt(fmt, part.get(key, "")) for key, _, fmt in COLUMNS))
     if len(parts) > 1:
-        row = {**total, "name": "total", "shape": ["", ""], "groups": sum(p["groups"] for p in parts)}
+        row = {**total, "name": "total", "shape": None, "groups": sum(p["groups"] for p in parts)}
         table.add_row(*(_fmt(fmt, row.get(key, "")) for key, _, fmt in COLUMNS), style="bold")
     console.print(table)
     for line in extra_lines:
