@@ -367,6 +367,46 @@ def _cmd_prune(args) -> int:
     return 0
 
 
+def _cmd_quantize(args) -> int:
+    import json
+
+    import torch
+
+    from sasim.lm.corpus import encode_with_vocab, load_corpus
+    from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
+    from sasim.lm.loading import load_language_model
+    from sasim.lm.train import batchify
+    from sasim.quant.lstm import QuantConfig, calibrate_lstm, evaluate_quantized
+    from sasim.report.json_report import write_json
+    from sasim.report.provenance import run_header
+
+    bits = _csv_list(args.bits, int, "--bits")
+    if len(bits) != 2:
+        raise SasimError("--bits takes weight and activation widths: --bits 8,8")
+    cfg = QuantConfig(weight_bits=bits[0], act_bits=bits[1], acc_bits=args.acc_bits, calibration=args.calibration,
+                      percentile=args.percentile)
+    model, raw = load_language_model(resolve_weights(args.weights))
+    corpus = load_corpus(args.data, level=raw.get("level"))
+    ids = encode_with_vocab(corpus, raw["vocab"])
+    calib = torch.from_numpy(ids["train"][: args.calib_tokens].reshape(-1, 8).T.copy())  # 8 streams
+    qlayers = calibrate_lstm(model, calib, cfg)
+    data = batchify(ids[args.split][: args.eval_tokens] if args.eval_tokens else ids[args.split], 10)
+    level = raw.get("level", corpus.level)
+    quant = metrics_from_loss(evaluate_quantized(model, qlayers, cfg, data), level)
+    base = metrics_from_loss(evaluate_loss(model, data, 100), level)
+    name = "bpc" if "bpc" in quant else "ppl"
+    split = args.split + (f"[:{args.eval_tokens}]" if args.eval_tokens else "")
+    print(f"{split}: float32 {name} {base[name]:.4f}, {bits[0]}-bit weights / {bits[1]}-bit activations "
+          f"{name} {quant[name]:.4f} ({(quant[name] / base[name] - 1) * 100:+.2f}%)")
+    if args.json:
+        write_json(args.json, run_header(quant=cfg.to_dict(), weights=str(args.weights), split=split,
+                                         float32=base, quantized=quant,
+                                         scales=[{"input": q.input_scale, "projection": q.projection_scale}
+                                                 for q in qlayers]))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def default_weights() -> str:
     """The shipped model, the default of ``--weights``."""
     from sasim.hw.config import shipped_config_dir
@@ -520,6 +560,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True, help="packed checkpoint to write")
     p.set_defaults(func=_cmd_prune)
+
+    p = sub.add_parser("quantize", help="post-training fixed-point quantization of the LSTM layers, scored")
+    p.add_argument("--weights", default=default_weights())
+    p.add_argument("--data", required=True)
+    p.add_argument("--bits", default="8,8", help="weight,activation bits (default 8,8)")
+    p.add_argument("--acc-bits", dest="acc_bits", type=int, default=32)
+    p.add_argument("--calibration", default="minmax", choices=["minmax", "percentile"])
+    p.add_argument("--percentile", type=float, default=99.99)
+    p.add_argument("--calib-tokens", dest="calib_tokens", type=int, default=20_000,
+                   help="calibration tokens from the start of the training split")
+    p.add_argument("--split", default="valid", choices=["valid", "test"])
+    p.add_argument("--eval-tokens", dest="eval_tokens", type=int, help="score only the split's first N tokens")
+    p.add_argument("--json")
+    p.set_defaults(func=_cmd_quantize)
 
     p = sub.add_parser("combine", help="column-combine the matrices of a checkpoint")
     p.add_argument("--weights", required=True)

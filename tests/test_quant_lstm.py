@@ -46,3 +46,32 @@ def test_nan_in_calibration_is_reported():
         m.encoder.weight[3] = float("nan")
     with pytest.raises(SasimError, match="NaN"):
         calibrate_lstm(m, torch.full((4, 2), 3), QuantConfig())
+
+
+def test_quantized_evaluation_carries_state_and_approaches_float(tmp_path):
+    import subprocess
+    import sys
+
+    from test_lm import write_corpus
+
+    from sasim.lm.corpus import load_corpus
+    from sasim.lm.evaluate import evaluate_loss
+    from sasim.lm.loading import load_language_model
+    from sasim.lm.presets import TrainConfig
+    from sasim.lm.train import batchify, train
+    from sasim.quant.lstm import evaluate_quantized
+
+    data = write_corpus(tmp_path / "d")
+    cfg = TrainConfig(emb_size=6, hidden_size=12, num_layers=2, bptt=10, batch_size=4, dropout_e=0, dropout_h=0.1,
+                      dropout_i=0.1, dropout_o=0.1, weight_drop=0.1, lr=3e-3, epochs=1, seed=2)
+    train(load_corpus(data), cfg, tmp_path / "m.pt", show_progress=False)
+    m, _ = load_language_model(tmp_path / "m.pt")
+    ids = batchify(load_corpus(data).splits["valid"], 4)
+    q16 = QuantConfig(weight_bits=16, act_bits=16, acc_bits=48)
+    layers = calibrate_lstm(m, batchify(load_corpus(data).splits["train"][:400], 4), q16)
+    # a BPTT chunk shorter than the split: the state must carry across chunks to match the float model
+    assert abs(evaluate_quantized(m, layers, q16, ids, bptt=7) - evaluate_loss(m, ids, 7)) < 1e-3
+    res = subprocess.run([sys.executable, "-m", "sasim.cli", "quantize", "--weights", str(tmp_path / "m.pt"),
+                          "--data", str(data), "--bits", "4,4", "--calib-tokens", "400"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "4-bit weights / 4-bit activations" in res.stdout

@@ -95,16 +95,22 @@ def _quantize_input(v: torch.Tensor, scale: float, bits: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def quantized_lstm_forward(model, qlayers: list[QuantizedLayer], x: torch.Tensor, cfg: QuantConfig) -> torch.Tensor:
-    """The LSTM stack with the array's integer arithmetic; ``x`` is (T, B, I) embeddings; returns (T, B, out)."""
+def quantized_lstm_forward(model, qlayers: list[QuantizedLayer], x: torch.Tensor, cfg: QuantConfig,
+                           state=None, return_state: bool = False):
+    """The LSTM stack with the array's integer arithmetic; ``x`` is (T, B, I) embeddings; returns (T, B, out)
+    (and the final ``[(h, c)]`` per layer with ``return_state``, to carry across BPTT chunks)."""
     outs = x
-    for rnn, ql in zip(model.rnns, qlayers):
+    new_state = []
+    for li, (rnn, ql) in enumerate(zip(model.rnns, qlayers)):
         bias = (rnn.bias_ih_l0 + rnn.bias_hh_l0).float()
         qw = torch.from_numpy(ql.gates.q).double()
         ws = torch.from_numpy(ql.gates.scales)
         steps, batch = outs.shape[:2]
-        h = outs.new_zeros(batch, rnn.output_size)
-        c = outs.new_zeros(batch, rnn.hidden_size)
+        if state is None:
+            h = outs.new_zeros(batch, rnn.output_size)
+            c = outs.new_zeros(batch, rnn.hidden_size)
+        else:
+            h, c = state[li]
         ys = []
         for t in range(steps):
             qx = _quantize_input(torch.cat([outs[t], h], 1), ql.input_scale, cfg.act_bits)
@@ -119,7 +125,28 @@ def quantized_lstm_forward(model, qlayers: list[QuantizedLayer], x: torch.Tensor
                 h = (acc * torch.from_numpy(ql.projection.scales)[None, :] * ql.projection_scale).float()
             ys.append(h)
         outs = torch.stack(ys)
-    return outs
+        new_state.append((h, c))
+    return (outs, new_state) if return_state else outs
+
+
+@torch.no_grad()
+def evaluate_quantized(model, qlayers: list[QuantizedLayer], cfg: QuantConfig, data: torch.Tensor,
+                       bptt: int = 100) -> float:
+    """Mean loss in nats per token over a batchified split (awd-lstm-lm convention), with the quantized LSTM
+    layers; the embedding and the decoder stay float32 (they are not on the array)."""
+    import torch.nn.functional as F
+
+    model.eval()
+    state, total, count = None, 0.0, 0
+    vocab = model.config.vocab_size
+    for start in range(0, data.size(0) - 1, bptt):
+        seq = min(bptt, data.size(0) - 1 - start)
+        x, y = data[start:start + seq], data[start + 1:start + 1 + seq]
+        outs, state = quantized_lstm_forward(model, qlayers, model.encoder(x), cfg, state, return_state=True)
+        logits = model.decoder(outs)
+        total += F.cross_entropy(logits.view(-1, vocab), y.reshape(-1), reduction="sum").item()
+        count += y.numel()
+    return total / count
 
 
 def _int_packed(q: QuantizedMatrix):
