@@ -368,8 +368,6 @@ def _cmd_prune(args) -> int:
 
 
 def _cmd_quantize(args) -> int:
-    import json
-
     import torch
 
     from sasim.lm.corpus import encode_with_vocab, load_corpus
