@@ -67,9 +67,11 @@ def plot_sweep(results: list[dict], out) -> list[Path]:
         ax.scatter(lat * 1e6, acc, c="lightgray", label="points")
         front = sorted(front, key=lambda i: lat[i])
         ax.plot(lat[front] * 1e6, acc[front], "r-o", label="Pareto front")
-        for i in front:
-            ax.annotate(f"{_label(results[i]['point'])} g={results[i]['point']['gamma']:g}", (lat[i] * 1e6, acc[i]),
-                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+        labels = {}
+        for i in front:  # settings that land on the same point share one label
+            labels.setdefault((lat[i], acc[i]), []).append(f"{_label(results[i]['point'])} g={results[i]['point']['gamma']:g}")
+        for (x, y), names in labels.items():
+            ax.annotate(" / ".join(names), (x * 1e6, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel("latency per token (us)")
         ax.set_ylabel(acc_key)
         ax.set_title("accuracy against latency")
