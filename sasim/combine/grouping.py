@@ -10,7 +10,7 @@ hold more than ``row_cap`` conflicts.
 
 ``min-conflict``: the same sections, order and constraints, but each step adds the feasible column
 that adds the fewest conflicts (ties: the largest union, then the lowest index). On the shipped
-model's matrices, magnitude-pruned to density 0.1 and 0.2, it needs 5.7% and 2.2% fewer groups than
+model's matrices, magnitude-pruned to density 0.1 and 0.2, it needs 6.3% and 2.2% fewer groups than
 ``paper`` at matched pruned fraction (``benchmarks/bench_policies.py``). Ordering the open columns
 densest-first was measured too and gained nothing (within 0.2%), so it is not offered.
 """
