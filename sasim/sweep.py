@@ -102,8 +102,8 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
         from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
 
         if hw.arithmetic.number_format == "fixed_point":
-            raise SasimError(f"{hw.name} is fixed point: sasim does not simulate fixed-point numerics yet, so it "
-                             "cannot score accuracy on it; use a float32 config")
+            raise SasimError(f"{hw.name} is fixed point: sweeps score accuracy in float32 only so far; "
+                             "use sasim run --data on one point, or a float32 config")
 
         model, raw = load_language_model(retrained or weights)
         acc = evaluate_model(with_array_weights(model, packings), raw, data, split, max_tokens=eval_tokens)

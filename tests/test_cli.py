@@ -90,14 +90,32 @@ def test_plot_pictures(lstm_ckpt, tmp_path):
     assert bad.returncode == 2 and "--tile must be in" in bad.stderr
 
 
-def test_fixed_point_config_never_gives_silent_float_accuracy(lstm_ckpt, tmp_path):
+def test_fixed_point_config_accuracy_uses_integer_arithmetic(tmp_path):
     from conftest import REPO
+    from test_lm import write_corpus
 
+    from sasim.lm.corpus import load_corpus
+    from sasim.lm.presets import TrainConfig
+    from sasim.lm.train import train
+
+    data = write_corpus(tmp_path / "d")
+    cfg = TrainConfig(emb_size=6, hidden_size=12, num_layers=2, bptt=10, batch_size=4, dropout_e=0, dropout_h=0.1,
+                      dropout_i=0.1, dropout_o=0.1, weight_drop=0.1, lr=3e-3, epochs=1, seed=2)
+    train(load_corpus(data), cfg, tmp_path / "m.pt", show_progress=False)
     text = (REPO / "hwconfigs" / "8x8.yaml").read_text().replace("number_format: float32", "number_format: fixed_point")
-    text = text.replace("weight_bits: 32", "weight_bits: 8").replace("act_bits: 32", "act_bits: 8")
-    hw = tmp_path / "fx.yaml"
-    hw.write_text(text)
-    res = sasim("run", "--hw", hw, "--weights", lstm_ckpt)
-    assert res.returncode == 0 and "computes values in float32" in res.stdout
-    res = sasim("run", "--hw", hw, "--weights", lstm_ckpt, "--data", tmp_path)
-    assert res.returncode == 2 and "fixed-point" in res.stderr
+    results = {}
+    for bits in (4, 16):
+        hw = tmp_path / f"fx{bits}.yaml"
+        hw.write_text(text.replace("weight_bits: 32", f"weight_bits: {bits}").replace("act_bits: 32", f"act_bits: {bits}")
+                      .replace("acc_bits: 32", "acc_bits: 48"))
+        out = tmp_path / f"r{bits}.json"
+        res = sasim("run", "--hw", hw, "--weights", tmp_path / "m.pt", "--data", data, "--split", "valid", "--json", out)
+        assert res.returncode == 0, res.stderr
+        assert "integer arithmetic" in res.stdout
+        results[bits] = json.loads(out.read_text())["total"]["bpc"]
+    float_run = sasim("run", "--hw", "8x8", "--weights", tmp_path / "m.pt", "--data", data, "--split", "valid",
+                      "--json", tmp_path / "f.json")
+    assert float_run.returncode == 0
+    fp = json.loads((tmp_path / "f.json").read_text())["total"]["bpc"]
+    assert abs(results[16] - fp) < 1e-3  # 16-bit words match float32
+    assert results[4] != results[16]  # 4-bit words change the numbers: the integer path was used
