@@ -65,7 +65,7 @@ def simulate_cycles(packed: PackedMatrix, x: np.ndarray | None, tm: TileMap, M: 
         raise SasimError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
     if M <= 0:
         raise SasimError(f"the batch M must be positive, got {M}")
-    n, k = packed.shape
+    k = packed.shape[1]
     if compute_values:
         if x is None:
             raise SasimError("compute_values needs the inputs x")
@@ -76,16 +76,25 @@ def simulate_cycles(packed: PackedMatrix, x: np.ndarray | None, tm: TileMap, M: 
             raise SasimError("inputs hold NaN or Inf values")
     else:
         x = np.zeros((1, 1), dtype=np.float32)
+    y, counts, _ = _run(packed, x, np.float32, tm, M, timing, compute_values)
+    return y, counts
+
+
+def _run(packed: PackedMatrix, x: np.ndarray, out_dtype, tm: TileMap, M: int, timing: str, compute_values: bool,
+         acc_limit: int = 0, saturate: bool = True) -> tuple[np.ndarray | None, MatmulCounts, int]:
+    """Pad, run the kernel (and, under bandwidth limits, the same schedule at unlimited bandwidth for the
+    stalls), and turn its raw counts into :class:`MatmulCounts`. Inputs are already validated."""
+    n = packed.shape[0]
     values, select, group_cols, lanes, nz_prefix, mux_prefix = _padded(packed, tm)
-    out = np.zeros((values.shape[0], M if compute_values else 1), dtype=np.float32)
+    out = np.zeros((values.shape[0], M if compute_values else 1), dtype=out_dtype)
     args = (values, select, group_cols, lanes, nz_prefix, mux_prefix, x, n, tm.rows, tm.cols, tm.row_tiles, tm.col_tiles, M)
     raw = K._simulate_tiles(*args, tm.load_beats, tm.interval, tm.tile_cells, timing == "sasim",
-                            compute_values, out)
+                            compute_values, out, acc_limit, saturate)
     beats = int(raw[K.BEATS])
     stall_beats = 0
     if tm.bandwidth_limited:
         ideal = K._simulate_tiles(*args, tm.ideal_load_beats, np.ones_like(tm.interval), tm.tile_cells,
-                                  timing == "sasim", False, np.zeros((values.shape[0], 1), np.float32))
+                                  timing == "sasim", False, np.zeros((values.shape[0], 1), out_dtype))
         stall_beats = beats - int(ideal[K.BEATS])
     s = tm.cycles_per_beat
     counts = MatmulCounts(
@@ -96,7 +105,7 @@ def simulate_cycles(packed: PackedMatrix, x: np.ndarray | None, tm: TileMap, M: 
         weight_loads=int(raw[K.LOADS]),
     )
     y = out[:n].T.copy() if compute_values else None
-    return y, counts
+    return y, counts, int(raw[K.OVERFLOWS])
 
 
 def simulate_fixed_point(packed: PackedMatrix, x: np.ndarray, tm: TileMap, M: int, acc_bits: int,
@@ -122,14 +131,10 @@ def simulate_fixed_point(packed: PackedMatrix, x: np.ndarray, tm: TileMap, M: in
         raise SasimError("fixed-point simulation needs integer inputs (quantize them first)")
     if not 2 <= acc_bits <= 62:
         raise SasimError(f"acc_bits must be in 2..62 for the integer simulator, got {acc_bits}")
-    n, k = packed.shape
+    if timing not in TIMINGS:
+        raise SasimError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
+    k = packed.shape[1]
     if x.shape != (M, k):
         raise SasimError(f"inputs have shape {x.shape}, expected ({M}, {k})")
     x = np.ascontiguousarray(x, dtype=np.int64)
-    values, select, group_cols, lanes, nz_prefix, mux_prefix = _padded(packed, tm)
-    out = np.zeros((values.shape[0], M), dtype=np.int64)
-    raw = K._simulate_tiles(values, select, group_cols, lanes, nz_prefix, mux_prefix, x, n, tm.rows, tm.cols,
-                            tm.row_tiles, tm.col_tiles, M, tm.load_beats, tm.interval, tm.tile_cells,
-                            timing == "sasim", True, out, (1 << (acc_bits - 1)) - 1, saturate)
-    _, counts = simulate_cycles(packed, None, tm, M, timing, compute_values=False)
-    return out[:n].T.copy(), counts, int(raw[K.OVERFLOWS])
+    return _run(packed, x, np.int64, tm, M, timing, True, (1 << (acc_bits - 1)) - 1, saturate)
