@@ -93,6 +93,7 @@ def _cmd_gemm(args) -> int:
     from sasim.combine.packed import PackedMatrix
     from sasim.hw.config import load_hw_config
     from sasim.sim.engine import simulate_matmul
+    from sasim.sim.mapping import weights_fit
     from sasim.sim.metrics import WorkPart, part_metrics, total_metrics
 
     hw = load_hw_config(args.hw)
@@ -108,8 +109,7 @@ def _cmd_gemm(args) -> int:
     x = rng.standard_normal((args.m, args.k)).astype(np.float32)
     packing = _packing_args(args)
     packed = pack_matrix(w, mux_fanin=hw.array.mux_fanin, **packing) if packing else PackedMatrix.from_dense(w)
-    resident = packed.values.size * (hw.arithmetic.weight_bits + hw.select_bits(packed.max_group_size)) / 8 \
-        <= hw.memory.weight_sram_bytes
+    resident = weights_fit(hw, [packed])
     res = simulate_matmul(packed, x if args.mode == "cycle" else None, hw, args.m, args.timing, args.mode, resident)
     part = WorkPart(name="gemm", rows=args.n, cols=args.k, groups=packed.num_groups, nonzeros=packed.nonzeros,
                     nonzeros_before=int(np.count_nonzero(w)), counts=res.counts, steps=1, batch=args.m,

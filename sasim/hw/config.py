@@ -111,6 +111,10 @@ class HardwareConfig(_Strict):
         """Bits of a PE's select index for groups of at most ``alpha`` columns (0 for dense)."""
         return 0 if alpha <= 1 else math.ceil(math.log2(alpha))
 
+    def cell_bytes(self, group_size: int) -> float:
+        """Bytes of one packed weight cell: its value plus the select index for groups of ``group_size``."""
+        return (self.arithmetic.weight_bits + self.select_bits(group_size)) / 8
+
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
 

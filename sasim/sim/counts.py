@@ -41,3 +41,11 @@ class MatmulCounts:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __add__(self, other: "MatmulCounts") -> "MatmulCounts":
+        """The counts of two products run one after the other."""
+        return MatmulCounts(**{k: getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__})
+
+    def scaled(self, times: int) -> "MatmulCounts":
+        """The counts of the same product run ``times`` times (work that does not depend on the values)."""
+        return MatmulCounts(**{k: getattr(self, k) * times for k in self.__dataclass_fields__})

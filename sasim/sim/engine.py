@@ -66,7 +66,7 @@ def simulate_matmul(packed: PackedMatrix | RowBlocks | DenseShape, x: np.ndarray
         results = [simulate_matmul(b, x, hw, M, timing, mode, weights_resident, tm) for b, tm in zip(packed.blocks, maps)]
         counts = results[0].counts
         for r in results[1:]:
-            counts = MatmulCounts(**{k: getattr(counts, k) + getattr(r.counts, k) for k in counts.to_dict()})
+            counts = counts + r.counts
         y = None if results[0].y is None else np.concatenate([r.y for r in results], axis=1)
         return MatmulResult(y=y, counts=counts, tilemap=[r.tilemap for r in results])
     if packed.max_group_size > hw.array.mux_fanin:

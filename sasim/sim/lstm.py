@@ -16,8 +16,8 @@ import numpy as np
 
 from sasim.combine.packed import PackedMatrix, RowBlocks
 from sasim.hw.config import HardwareConfig
-from sasim.sim.counts import MatmulCounts
 from sasim.sim.engine import check_mode, map_any, simulate_matmul
+from sasim.sim.mapping import weights_fit
 from sasim.sim.metrics import WorkPart
 from sasim.workload.lstm import LSTMWorkload
 
@@ -34,24 +34,9 @@ def _sigmoid(x):
     return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
 
 
-def _add(a: MatmulCounts | None, b: MatmulCounts) -> MatmulCounts:
-    if a is None:
-        return b
-    return MatmulCounts(**{k: getattr(a, k) + getattr(b, k) for k in a.__dataclass_fields__})
-
-
 def vector_unit_cycles(hw: HardwareConfig, hidden: int, batch: int) -> int:
     """Cycles of one LSTM cell update of ``hidden`` units for ``batch`` streams."""
     return math.ceil(hidden * batch / hw.vector_unit.lanes) * hw.vector_unit.cycles_per_element
-
-
-def packed_weight_bytes(packings: list[LayerPacking], hw: HardwareConfig) -> float:
-    total = 0.0
-    for p in packings:
-        for m in (p.gates, p.projection):
-            if m is not None:
-                total += m.cells * (hw.arithmetic.weight_bits + hw.select_bits(m.max_group_size)) / 8
-    return total
 
 
 def lstm_inputs(workload: LSTMWorkload, batch: int, steps: int, seed: int) -> np.ndarray:
@@ -78,7 +63,7 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
         Whether all packed weights fit in the weight SRAM.
     """
     check_mode(mode, timing)
-    resident = packed_weight_bytes(packings, hw) <= hw.memory.weight_sram_bytes
+    resident = weights_fit(hw, [m for p in packings for m in (p.gates, p.projection) if m is not None])
     maps = [(map_any(p.gates, hw, resident), p.projection and map_any(p.projection, hw, resident))
             for p in packings]
     counts = [[None, None] for _ in packings]
@@ -87,10 +72,10 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
     if mode == "analytic":
         for li, (p, (tg, tp)) in enumerate(zip(packings, maps)):
             one = simulate_matmul(p.gates, None, hw, batch, timing, "analytic", resident, tg).counts
-            counts[li][0] = MatmulCounts(**{k: v * steps for k, v in one.to_dict().items()})
+            counts[li][0] = one.scaled(steps)
             if p.projection is not None:
                 one = simulate_matmul(p.projection, None, hw, batch, timing, "analytic", resident, tp).counts
-                counts[li][1] = MatmulCounts(**{k: v * steps for k, v in one.to_dict().items()})
+                counts[li][1] = one.scaled(steps)
             vec[li] = vector_unit_cycles(hw, workload.layers[li].hidden_size, batch) * steps
     else:
         x_seq = lstm_inputs(workload, batch, steps, seed) if inputs is None else inputs
@@ -102,7 +87,7 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
             for li, (layer, p, (tg, tp)) in enumerate(zip(workload.layers, packings, maps)):
                 stacked = np.concatenate([x, h[li]], axis=1)
                 res = simulate_matmul(p.gates, stacked, hw, batch, timing, "cycle", resident, tg)
-                counts[li][0] = _add(counts[li][0], res.counts)
+                counts[li][0] = res.counts if counts[li][0] is None else counts[li][0] + res.counts
                 gates = res.y + layer.bias[None, :]
                 H = layer.hidden_size
                 i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
@@ -111,7 +96,7 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
                 vec[li] += vector_unit_cycles(hw, H, batch)
                 if p.projection is not None:
                     res = simulate_matmul(p.projection, hidden, hw, batch, timing, "cycle", resident, tp)
-                    counts[li][1] = _add(counts[li][1], res.counts)
+                    counts[li][1] = res.counts if counts[li][1] is None else counts[li][1] + res.counts
                     hidden = res.y
                 h[li] = hidden
                 x = hidden
@@ -128,6 +113,6 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
                 name=f"layer{li}.{which}", rows=matrix.shape[0], cols=matrix.shape[1], groups=matrix.num_groups,
                 nonzeros=matrix.nonzeros, nonzeros_before=matrix.stats.get("nonzeros_before", int(np.count_nonzero(dense))),
                 counts=cnt, steps=steps, batch=batch, cells=matrix.cells, vector_cycles=vec[li] if which == "gates" else 0,
-                cell_bytes=(hw.arithmetic.weight_bits + hw.select_bits(matrix.max_group_size)) / 8,
+                cell_bytes=hw.cell_bytes(matrix.max_group_size),
             ))
     return parts, outputs, resident

@@ -49,14 +49,18 @@ class TileMap:
         return bool(np.any(self.load_beats != self.ideal_load_beats) or np.any(self.interval != 1))
 
 
+def weights_fit(hw: HardwareConfig, matrices) -> bool:
+    """Whether the packed matrices of a workload fit in the weight SRAM together (then loads come from SRAM)."""
+    return sum(m.cells * hw.cell_bytes(m.max_group_size) for m in matrices) <= hw.memory.weight_sram_bytes
+
+
 def map_matrix(packed: PackedMatrix, hw: HardwareConfig, weights_resident: bool = True) -> TileMap:
     """Cut ``packed`` into tiles of ``hw``'s array and compute each tile's load time and issue interval."""
     R, C = hw.array.rows, hw.array.cols
     n, g = packed.shape[0], packed.num_groups
     nrt, nct = math.ceil(n / R), math.ceil(g / C)
     s = hw.cycles_per_beat
-    select_bits = hw.select_bits(packed.max_group_size)
-    cell_bytes = (hw.arithmetic.weight_bits + select_bits) / 8
+    cell_bytes = hw.cell_bytes(packed.max_group_size)
     used_rows = np.minimum(R, n - np.arange(nrt) * R)
     used_cols = np.minimum(C, g - np.arange(nct) * C)
     tile_cells = (used_rows[:, None] * used_cols[None, :]).ravel().astype(np.int64)

@@ -16,14 +16,10 @@ import numpy as np
 from sasim.combine.pack import pack_matrix
 from sasim.combine.packed import DenseShape, PackedMatrix
 from sasim.hw.config import HardwareConfig
-from sasim.sim.counts import MatmulCounts
 from sasim.sim.engine import check_mode, simulate_matmul
+from sasim.sim.mapping import weights_fit
 from sasim.sim.metrics import WorkPart
 from sasim.workload.spec import WorkloadSpec, expand, synthetic_weights
-
-
-def _scaled(c: MatmulCounts, times: int) -> MatmulCounts:
-    return MatmulCounts(**{k: v * times for k, v in c.to_dict().items()})
 
 
 def simulate_workload(spec: WorkloadSpec, hw: HardwareConfig, batch: int | None = None, steps: int | None = None,
@@ -58,9 +54,7 @@ def simulate_workload(spec: WorkloadSpec, hw: HardwareConfig, batch: int | None 
             index += 1
             if progress is not None:
                 progress.update(1)
-    total_bytes = sum(m.cells * (hw.arithmetic.weight_bits + hw.select_bits(m.max_group_size)) / 8
-                      for _, _, m in matrices)
-    resident = total_bytes <= hw.memory.weight_sram_bytes
+    resident = weights_fit(hw, [m for _, _, m in matrices])
     rng = np.random.default_rng(seed)
     parts = []
     first_of_layer = set()
@@ -81,8 +75,8 @@ def simulate_workload(spec: WorkloadSpec, hw: HardwareConfig, batch: int | None 
         nz_before = m.stats.get("nonzeros_before", m.nonzeros)
         parts.append(WorkPart(
             name=op.name, rows=op.rows, cols=op.cols, groups=m.num_groups, nonzeros=m.nonzeros,
-            nonzeros_before=nz_before, counts=_scaled(res.counts, times), steps=times, batch=op.vectors,
-            vector_cycles=vector, cell_bytes=(hw.arithmetic.weight_bits + hw.select_bits(m.max_group_size)) / 8,
+            nonzeros_before=nz_before, counts=res.counts.scaled(times), steps=times, batch=op.vectors,
+            vector_cycles=vector, cell_bytes=hw.cell_bytes(m.max_group_size),
             cells=m.cells, extra=extra))
     return parts, resident
 
