@@ -267,23 +267,12 @@ def _cmd_run(args) -> int:
 def _fixed_point_accuracy(model, raw, hw, args) -> dict:
     """bpc / perplexity with the LSTM layers in the config's fixed-point arithmetic (equal to the simulator's
     integer arithmetic, tests/test_quant_lstm.py); embedding and decoder stay float32."""
-    import torch
-
-    from sasim.lm.corpus import encode_with_vocab, load_corpus
-    from sasim.lm.evaluate import metrics_from_loss
-    from sasim.lm.train import batchify
-    from sasim.quant.lstm import QuantConfig, calibrate_lstm, evaluate_quantized
+    from sasim.quant.lstm import QuantConfig, score_quantized
 
     a = hw.arithmetic
     cfg = QuantConfig(weight_bits=a.weight_bits, act_bits=a.act_bits, acc_bits=min(a.acc_bits, 62))
-    corpus = load_corpus(args.data, level=raw.get("level"))
-    ids = encode_with_vocab(corpus, raw["vocab"])
-    calib = torch.from_numpy(ids["train"][:20_000].reshape(-1, 8).T.copy())
-    qlayers = calibrate_lstm(model, calib, cfg)
-    data = batchify(ids[args.split], 10)
-    result = metrics_from_loss(evaluate_quantized(model, qlayers, cfg, data), raw.get("level", corpus.level))
-    result.update(tokens=int((data.size(0) - 1) * data.size(1)), split=args.split)
-    return result
+    scored = score_quantized(model, raw, cfg, args.data, args.split, calib_tokens=20_000)
+    return {**scored["quantized"], "tokens": scored["tokens"], "split": scored["split"]}
 
 
 def _cmd_combine(args) -> int:
@@ -396,13 +385,8 @@ def _cmd_prune(args) -> int:
 
 
 def _cmd_quantize(args) -> int:
-    import torch
-
-    from sasim.lm.corpus import encode_with_vocab, load_corpus
-    from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
     from sasim.lm.loading import load_language_model
-    from sasim.lm.train import batchify
-    from sasim.quant.lstm import QuantConfig, calibrate_lstm, evaluate_quantized
+    from sasim.quant.lstm import QuantConfig, score_quantized
     from sasim.report.json_report import write_json
     from sasim.report.provenance import run_header
 
@@ -412,23 +396,17 @@ def _cmd_quantize(args) -> int:
     cfg = QuantConfig(weight_bits=bits[0], act_bits=bits[1], acc_bits=args.acc_bits, calibration=args.calibration,
                       percentile=args.percentile)
     model, raw = load_language_model(resolve_weights(args.weights))
-    corpus = load_corpus(args.data, level=raw.get("level"))
-    ids = encode_with_vocab(corpus, raw["vocab"])
-    calib = torch.from_numpy(ids["train"][: args.calib_tokens].reshape(-1, 8).T.copy())  # 8 streams
-    qlayers = calibrate_lstm(model, calib, cfg)
-    data = batchify(ids[args.split][: args.eval_tokens] if args.eval_tokens else ids[args.split], 10)
-    level = raw.get("level", corpus.level)
-    quant = metrics_from_loss(evaluate_quantized(model, qlayers, cfg, data), level)
-    base = metrics_from_loss(evaluate_loss(model, data, 100), level)
+    scored = score_quantized(model, raw, cfg, args.data, args.split, args.calib_tokens, args.eval_tokens,
+                             compare_float=True)
+    quant, base, split = scored["quantized"], scored["float32"], scored["split"]
     name = "bpc" if "bpc" in quant else "ppl"
-    split = args.split + (f"[:{args.eval_tokens}]" if args.eval_tokens else "")
     print(f"{split}: float32 {name} {base[name]:.4f}, {bits[0]}-bit weights / {bits[1]}-bit activations "
           f"{name} {quant[name]:.4f} ({(quant[name] / base[name] - 1) * 100:+.2f}%)")
     if args.json:
         write_json(args.json, run_header(quant=cfg.to_dict(), weights=str(args.weights), split=split,
                                          float32=base, quantized=quant,
                                          scales=[{"input": q.input_scale, "projection": q.projection_scale}
-                                                 for q in qlayers]))
+                                                 for q in scored["layers"]]))
         print(f"wrote {args.json}")
     return 0
 
@@ -595,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", default="minmax", choices=["minmax", "percentile"])
     p.add_argument("--percentile", type=float, default=99.99)
     p.add_argument("--calib-tokens", dest="calib_tokens", type=int, default=20_000,
-                   help="calibration tokens from the start of the training split")
+                   help="calibration tokens from the start of the training split, as sequences of 8")
     p.add_argument("--split", default="valid", choices=["valid", "test"])
     p.add_argument("--eval-tokens", dest="eval_tokens", type=int, help="score only the split's first N tokens")
     p.add_argument("--json")

@@ -75,3 +75,15 @@ def test_quantized_evaluation_carries_state_and_approaches_float(tmp_path):
                           "--data", str(data), "--bits", "4,4", "--calib-tokens", "400"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "4-bit weights / 4-bit activations" in res.stdout
+
+
+def test_calibration_batch_takes_any_token_count():
+    import numpy as np
+
+    from sasim.quant.lstm import calibration_batch
+
+    ids = np.arange(19)
+    batch = calibration_batch(ids, 19)
+    assert tuple(batch.shape) == (8, 2) and batch[:, 1].tolist() == list(range(8, 16))
+    with pytest.raises(SasimError, match="at least 8 tokens"):
+        calibration_batch(ids, 5)

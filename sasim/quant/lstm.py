@@ -199,3 +199,36 @@ def simulate_quantized_lstm(model, qlayers: list[QuantizedLayer], x: torch.Tenso
             ys.append(h)
         outs = torch.stack(ys)
     return outs, overflows
+
+
+def calibration_batch(ids: np.ndarray, tokens: int, length: int = 8) -> torch.Tensor:
+    """Calibration tokens ``(length, tokens // length)``: the first ``tokens`` of ``ids`` (rounded down to a
+    multiple of ``length``) as side-by-side sequences of ``length`` tokens, each run from a zero state."""
+    usable = (min(tokens, len(ids)) // length) * length
+    if usable == 0:
+        raise SasimError(f"calibration needs at least {length} tokens, got {min(tokens, len(ids))}")
+    return torch.from_numpy(ids[:usable].reshape(-1, length).T.copy())
+
+
+def score_quantized(model, raw: dict, cfg: QuantConfig, data_dir, split: str = "valid", calib_tokens: int = 20_000,
+                    eval_tokens: int | None = None, compare_float: bool = False) -> dict:
+    """Calibrate on the training split's first ``calib_tokens`` and score ``split`` with the quantized LSTM layers.
+
+    Returns ``{"quantized": metrics, "float32": metrics (with compare_float), "tokens", "split", "layers"}``,
+    metrics as :func:`sasim.lm.evaluate.metrics_from_loss` gives them, on the same batchified tokens.
+    """
+    from sasim.lm.corpus import encode_with_vocab, load_corpus
+    from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
+    from sasim.lm.train import batchify
+
+    corpus = load_corpus(data_dir, level=raw.get("level"))
+    ids = encode_with_vocab(corpus, raw["vocab"])
+    qlayers = calibrate_lstm(model, calibration_batch(ids["train"], calib_tokens), cfg)
+    data = batchify(ids[split][:eval_tokens] if eval_tokens else ids[split], 10)
+    level = raw.get("level", corpus.level)
+    result = {"quantized": metrics_from_loss(evaluate_quantized(model, qlayers, cfg, data), level),
+              "tokens": int((data.size(0) - 1) * data.size(1)),
+              "split": split + (f"[:{eval_tokens}]" if eval_tokens else ""), "layers": qlayers}
+    if compare_float:
+        result["float32"] = metrics_from_loss(evaluate_loss(model, data, 100), level)
+    return result
