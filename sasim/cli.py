@@ -144,8 +144,10 @@ def _run_workload(args) -> int:
         raise SasimError("--data needs a trained checkpoint (--weights); a --workload has synthetic weights")
     hw = load_hw_config(args.hw)
     spec = load_workload(args.workload)
-    batch = args.batch_given or spec.batch
-    steps = args.steps_given or spec.steps
+    batch = spec.batch if args.batch is None else args.batch
+    steps = spec.steps if args.steps is None else args.steps
+    if batch <= 0 or steps <= 0:
+        raise SasimError("--batch and --steps must be positive")
     packing = _packing_args(args)
     if packing is None and spec.packing is not None:
         packing = spec.packing.model_dump()
@@ -175,13 +177,12 @@ def _run_workload(args) -> int:
 def _cmd_run(args) -> int:
     from tqdm.auto import tqdm
 
-    args.batch_given, args.steps_given = args.batch, args.steps
     if args.workload:
-        if args.weights_given:
+        if args.weights is not None:
             raise SasimError("give either --weights or --workload, not both")
         return _run_workload(args)
-    args.batch = args.batch or 1
-    args.steps = args.steps or 1
+    args.batch = 1 if args.batch is None else args.batch
+    args.steps = 1 if args.steps is None else args.steps
 
     from sasim.combine.packed import PackedMatrix
     from sasim.hw.config import load_hw_config
@@ -297,8 +298,6 @@ def _cmd_combine(args) -> int:
               f"group sizes {st['group_sizes']}{tiles}")
     print(f"wrote {args.out}")
     if args.json:
-        from pathlib import Path
-
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
@@ -419,8 +418,6 @@ def default_weights() -> str:
 
 
 def resolve_weights(path: str) -> str:
-    from pathlib import Path
-
     if Path(path).is_file():
         return path
     shipped = Path(default_weights()).parent / Path(path).name
@@ -594,8 +591,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "run":
-        args.weights_given = args.weights is not None
     try:
         return args.func(args)
     except SasimError as exc:

@@ -119,3 +119,10 @@ def test_fixed_point_config_accuracy_uses_integer_arithmetic(tmp_path):
     fp = json.loads((tmp_path / "f.json").read_text())["total"]["bpc"]
     assert abs(results[16] - fp) < 1e-3  # 16-bit words match float32
     assert results[4] != results[16]  # 4-bit words change the numbers: the integer path was used
+
+
+@pytest.mark.parametrize("args", [["--batch", 0], ["--steps", 0], ["--workload", "awd-char-ptb", "--steps", 0]])
+def test_zero_batch_or_steps_is_an_error_not_a_default(lstm_ckpt, args):
+    extra = [] if "--workload" in args else ["--weights", lstm_ckpt]
+    res = sasim("run", "--hw", "8x8", "--mode", "analytic", *extra, *args)
+    assert res.returncode == 2 and "must be positive" in res.stderr
