@@ -15,17 +15,12 @@ import argparse
 import numpy as np
 
 from sasim.cli import default_weights
+from sasim.combine.magnitude import magnitude_prune
 from sasim.combine.grouping import POLICIES
 from sasim.combine.pack import pack_matrix
 from sasim.workload.lstm import load_lstm_workload
 
 GAMMAS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 1.75)
-
-
-def magnitude_prune(w: np.ndarray, density: float) -> np.ndarray:
-    keep = int(round(density * w.size))
-    threshold = np.partition(np.abs(w).ravel(), w.size - keep)[w.size - keep]
-    return np.where(np.abs(w) >= threshold, w, 0).astype(np.float32)
 
 
 def main() -> None:

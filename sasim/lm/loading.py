@@ -63,16 +63,18 @@ def with_array_weights(model: LSTMLanguageModel, packings) -> LSTMLanguageModel:
 
 
 def evaluate_model(model, raw: dict, data_dir, split: str = "test", batch_size: int = 10, bptt: int = 100,
-                   max_tokens: int | None = None) -> dict:
+                   max_tokens: int | None = None, corpus=None) -> dict:
     """Score an already built model on a corpus split (vocabulary checked against the checkpoint's).
 
     ``max_tokens`` scores only the split's first tokens (a quick estimate; the result says so).
+    ``corpus``: the already loaded corpus of ``data_dir``, to score several splits without rereading it.
     """
     from sasim.lm.corpus import encode_with_vocab, load_corpus
     from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
     from sasim.lm.train import batchify
 
-    corpus = load_corpus(data_dir, level=raw.get("level"))
+    if corpus is None:
+        corpus = load_corpus(data_dir, level=raw.get("level"))
     ids = encode_with_vocab(corpus, raw["vocab"])[split]
     if max_tokens:
         ids = ids[:max_tokens]

@@ -212,7 +212,8 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     meta.update(packing=packing_meta(packed, params), prune=summary)
     state = packed_state(model, packed)
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
-    results = {split: evaluate_model(*load_language_model(out), data_dir, split) for split in splits}
+    saved, saved_raw = load_language_model(out)  # score exactly the weights the file holds
+    results = {split: evaluate_model(saved, saved_raw, data_dir, split, corpus=corpus) for split in splits}
     name = "bpc" if raw.get("level", corpus.level) == "char" else "ppl"
     summary["eval"] = {split: r[name] for split, r in results.items()}
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)

@@ -122,14 +122,13 @@ def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune",
     return report
 
 
-def _stored(state: dict, prefix: str) -> PackedMatrix | None:
+def _stored(state: dict, prefix: str, shape: tuple) -> PackedMatrix | None:
+    """The packed form saved under ``prefix`` (values, select indices, groups), or None if there is none."""
     if f"{prefix}.packed_values" not in state:
         return None
-    values = state[f"{prefix}.packed_values"].float().numpy()
-    select = state[f"{prefix}.packed_select"].numpy().astype(np.int16)
-    groups = state[f"{prefix}.packed_groups"].numpy().astype(np.int64)
-    k = int(groups.max()) + 1 if groups.size else 0
-    return values, select, groups, k
+    return PackedMatrix(values=state[f"{prefix}.packed_values"].float().numpy(),
+                        select=state[f"{prefix}.packed_select"].numpy().astype(np.int16),
+                        group_cols=state[f"{prefix}.packed_groups"].numpy().astype(np.int64), shape=shape)
 
 
 def stored_packings(workload: LSTMWorkload) -> list[LayerPacking] | None:
@@ -145,19 +144,15 @@ def stored_packings(workload: LSTMWorkload) -> list[LayerPacking] | None:
     state = workload.raw["state_dict"]
     out = []
     for i, layer in enumerate(workload.layers):
-        gates = _stored(state, f"rnns.{i}.gates")
-        if gates is None:
+        packed = _stored(state, f"rnns.{i}.gates", layer.combined.shape)
+        if packed is None:
             return None if i == 0 else _inconsistent(workload, f"layer {i} has no packed form")
-        values, select, groups, _ = gates
-        packed = PackedMatrix(values=values, select=select, group_cols=groups, shape=layer.combined.shape)
         packed.stats = {"nonzeros_before": workload.raw.get("packing", {}).get("tensors", {})
                         .get(f"rnns.{i}.gates", {}).get("nonzeros_before", packed.nonzeros)}
         if not np.array_equal(packed.unpack(), layer.combined):
             _inconsistent(workload, f"layer {i}'s packed form does not unpack to its weights")
-        proj = None
-        if layer.w_hr is not None and _stored(state, f"rnns.{i}.weight_hr_l0") is not None:
-            values, select, groups, _ = _stored(state, f"rnns.{i}.weight_hr_l0")
-            proj = PackedMatrix(values=values, select=select, group_cols=groups, shape=layer.w_hr.shape)
+        proj = None if layer.w_hr is None else _stored(state, f"rnns.{i}.weight_hr_l0", layer.w_hr.shape)
+        if proj is not None:
             proj.stats = {"nonzeros_before": proj.nonzeros}
         out.append(LayerPacking(packed, proj))
     return out
