@@ -61,6 +61,22 @@ def _energy_pj(hw: HardwareConfig, c: MatmulCounts, sram_bytes: float, dram_byte
             + sram_bytes * e.sram_pj_per_byte + dram_bytes * e.dram_pj_per_byte)
 
 
+def _ratios(pes: int, cycles: int, useful: int, dense: int, nonzeros: int, nonzeros_before: int, cells: int,
+            tiles: int) -> dict:
+    """The ratio metrics of DESIGN.md section 4, from summed counts (one matrix or a whole workload)."""
+    return {
+        "utilization": useful / (pes * cycles) if cycles else 0.0,
+        "dense_equivalent_utilization": dense / (pes * cycles) if cycles else 0.0,
+        "packing_efficiency": nonzeros / cells if cells else 0.0,
+        "tile_efficiency": nonzeros / (tiles * pes) if tiles else 0.0,
+        "pruned_fraction": 1 - nonzeros / nonzeros_before if nonzeros_before else 0.0,
+    }
+
+
+def _dense_macs(part: WorkPart) -> int:
+    return part.rows * part.cols * part.batch * max(part.steps, 1)
+
+
 def part_metrics(part: WorkPart, hw: HardwareConfig, weights_resident: bool) -> dict:
     """DESIGN metrics of one matrix (summed over its timesteps)."""
     c = part.counts
@@ -79,11 +95,8 @@ def part_metrics(part: WorkPart, hw: HardwareConfig, weights_resident: bool) -> 
         "array_cycles": c.cycles,
         "vector_cycles": part.vector_cycles,
         "stall_cycles": c.stall_cycles,
-        "utilization": c.useful_macs / (pes * cycles) if cycles else 0.0,
-        "dense_equivalent_utilization": part.rows * part.cols * part.batch * steps / (pes * cycles) if cycles else 0.0,
-        "packing_efficiency": part.nonzeros / _cells(part) if part.groups else 0.0,
-        "tile_efficiency": part.nonzeros / ((c.tiles // steps) * pes) if c.tiles else 0.0,
-        "pruned_fraction": 1 - part.nonzeros / part.nonzeros_before if part.nonzeros_before else 0.0,
+        **_ratios(pes, cycles, c.useful_macs, _dense_macs(part), part.nonzeros, part.nonzeros_before, _cells(part),
+                  c.tiles // steps),
         "nonzeros": part.nonzeros,
         "nonzeros_before": part.nonzeros_before,
         "useful_macs": c.useful_macs,
@@ -100,7 +113,6 @@ def total_metrics(parts: list[WorkPart], per_part: list[dict], hw: HardwareConfi
     pes = hw.array.rows * hw.array.cols
     cycles = sum(m["cycles"] for m in per_part)
     useful = sum(p.counts.useful_macs for p in parts)
-    dense = sum(p.rows * p.cols * p.batch * max(p.steps, 1) for p in parts)
     nz = sum(p.nonzeros for p in parts)
     nz0 = sum(p.nonzeros_before for p in parts)
     cells = sum(_cells(p) for p in parts)
@@ -111,11 +123,7 @@ def total_metrics(parts: list[WorkPart], per_part: list[dict], hw: HardwareConfi
         "array_cycles": sum(m["array_cycles"] for m in per_part),
         "vector_cycles": sum(m["vector_cycles"] for m in per_part),
         "stall_cycles": sum(m["stall_cycles"] for m in per_part),
-        "utilization": useful / (pes * cycles) if cycles else 0.0,
-        "dense_equivalent_utilization": dense / (pes * cycles) if cycles else 0.0,
-        "packing_efficiency": nz / cells if cells else 0.0,
-        "tile_efficiency": nz / (tiles * pes) if tiles else 0.0,
-        "pruned_fraction": 1 - nz / nz0 if nz0 else 0.0,
+        **_ratios(pes, cycles, useful, sum(_dense_macs(p) for p in parts), nz, nz0, cells, tiles),
         "nonzeros": nz,
         "nonzeros_before": nz0,
         "useful_macs": useful,
