@@ -94,16 +94,14 @@ def _quantize_input(v: torch.Tensor, scale: float, bits: int) -> torch.Tensor:
     return torch.clamp(torch.round(v.double() / scale), -top, top)  # torch.round: half to even
 
 
-@torch.no_grad()
-def quantized_lstm_forward(model, qlayers: list[QuantizedLayer], x: torch.Tensor, cfg: QuantConfig,
-                           state=None, return_state: bool = False):
-    """The LSTM stack with the array's integer arithmetic; ``x`` is (T, B, I) embeddings; returns (T, B, out)
-    (and the final ``[(h, c)]`` per layer with ``return_state``, to carry across BPTT chunks)."""
+def _quantized_stack(model, qlayers: list[QuantizedLayer], x: torch.Tensor, cfg: QuantConfig, state, product):
+    """The LSTM stack's steps with integer products: ``product(layer, "gates" | "proj", q)`` returns the
+    accumulators (float64, ``(B, N)``) of the quantized input ``q``; everything else is shared, so the torch
+    and simulator paths differ only there."""
     outs = x
     new_state = []
     for li, (rnn, ql) in enumerate(zip(model.rnns, qlayers)):
         bias = (rnn.bias_ih_l0 + rnn.bias_hh_l0).float()
-        qw = torch.from_numpy(ql.gates.q).double()
         ws = torch.from_numpy(ql.gates.scales)
         steps, batch = outs.shape[:2]
         if state is None:
@@ -114,18 +112,28 @@ def quantized_lstm_forward(model, qlayers: list[QuantizedLayer], x: torch.Tensor
         ys = []
         for t in range(steps):
             qx = _quantize_input(torch.cat([outs[t], h], 1), ql.input_scale, cfg.act_bits)
-            acc = qx @ qw.T
-            gates = (acc * ws[None, :] * ql.input_scale).float() + bias
+            gates = (product(li, "gates", qx) * ws[None, :] * ql.input_scale).float() + bias
             i, f, g, o = gates.chunk(4, 1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
             if ql.projection is not None:
                 qh = _quantize_input(h, ql.projection_scale, cfg.act_bits)
-                acc = qh @ torch.from_numpy(ql.projection.q).double().T
-                h = (acc * torch.from_numpy(ql.projection.scales)[None, :] * ql.projection_scale).float()
+                h = (product(li, "proj", qh) * torch.from_numpy(ql.projection.scales)[None, :]
+                     * ql.projection_scale).float()
             ys.append(h)
         outs = torch.stack(ys)
         new_state.append((h, c))
+    return outs, new_state
+
+
+@torch.no_grad()
+def quantized_lstm_forward(model, qlayers: list[QuantizedLayer], x: torch.Tensor, cfg: QuantConfig,
+                           state=None, return_state: bool = False):
+    """The LSTM stack with the array's integer arithmetic; ``x`` is (T, B, I) embeddings; returns (T, B, out)
+    (and the final ``[(h, c)]`` per layer with ``return_state``, to carry across BPTT chunks)."""
+    weights = [{"gates": torch.from_numpy(q.gates.q).double(),
+                "proj": None if q.projection is None else torch.from_numpy(q.projection.q).double()} for q in qlayers]
+    outs, new_state = _quantized_stack(model, qlayers, x, cfg, state, lambda li, which, q: q @ weights[li][which].T)
     return (outs, new_state) if return_state else outs
 
 
@@ -162,43 +170,30 @@ def simulate_quantized_lstm(model, qlayers: list[QuantizedLayer], x: torch.Tenso
                             timing: str = "sasim"):
     """:func:`quantized_lstm_forward` with every integer product computed by the cycle-level simulator.
 
-    Returns ``(outputs (T, B, out), overflows)``; the vector unit's work uses the same torch operations
-    as the evaluation path, so the two agree bit for bit when the integers do.
+    Returns ``(outputs (T, B, out), overflows)``; the vector unit's work is the same code as the evaluation
+    path's, so the two agree bit for bit when the integers do.
     """
     from sasim.sim.cycle import simulate_fixed_point
     from sasim.sim.mapping import map_matrix
 
-    overflows = 0
-    outs = x
-    for rnn, ql in zip(model.rnns, qlayers):
-        bias = (rnn.bias_ih_l0 + rnn.bias_hh_l0).float()
-        gates_m = _int_packed(ql.gates)
-        proj_m = _int_packed(ql.projection) if ql.projection is not None else None
-        tm_g = map_matrix(gates_m, hw)
-        tm_p = map_matrix(proj_m, hw) if proj_m is not None else None
-        ws = torch.from_numpy(ql.gates.scales)
-        steps, batch = outs.shape[:2]
-        h = outs.new_zeros(batch, rnn.output_size)
-        c = outs.new_zeros(batch, rnn.hidden_size)
-        ys = []
-        for t in range(steps):
-            qx = _quantize_input(torch.cat([outs[t], h], 1), ql.input_scale, cfg.act_bits)
-            acc, _, over = simulate_fixed_point(gates_m, qx.numpy().astype(np.int64), tm_g, batch, cfg.acc_bits, timing)
-            overflows += over
-            gates = (torch.from_numpy(acc).double() * ws[None, :] * ql.input_scale).float() + bias
-            i, f, g, o = gates.chunk(4, 1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            if proj_m is not None:
-                qh = _quantize_input(h, ql.projection_scale, cfg.act_bits)
-                acc, _, over = simulate_fixed_point(proj_m, qh.numpy().astype(np.int64), tm_p, batch, cfg.acc_bits,
-                                                    timing)
-                overflows += over
-                h = (torch.from_numpy(acc).double() * torch.from_numpy(ql.projection.scales)[None, :]
-                     * ql.projection_scale).float()
-            ys.append(h)
-        outs = torch.stack(ys)
-    return outs, overflows
+    matrices = []
+    for q in qlayers:
+        layer = {}
+        for which, qm in (("gates", q.gates), ("proj", q.projection)):
+            if qm is not None:
+                packed = _int_packed(qm)
+                layer[which] = (packed, map_matrix(packed, hw))
+        matrices.append(layer)
+    overflows = [0]
+
+    def product(li, which, q):
+        packed, tm = matrices[li][which]
+        acc, _, over = simulate_fixed_point(packed, q.numpy().astype(np.int64), tm, q.shape[0], cfg.acc_bits, timing)
+        overflows[0] += over
+        return torch.from_numpy(acc).double()
+
+    outs, _ = _quantized_stack(model, qlayers, x, cfg, None, product)
+    return outs, overflows[0]
 
 
 def calibration_batch(ids: np.ndarray, tokens: int, length: int = 8) -> torch.Tensor:
