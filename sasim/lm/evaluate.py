@@ -14,16 +14,21 @@ LN2 = math.log(2.0)
 
 
 @torch.no_grad()
-def evaluate_loss(model, data: torch.Tensor, bptt: int = 100) -> float:
-    """Mean loss in nats per predicted token over a batchified split ``data`` of shape ``(T, B)``."""
+def evaluate_loss(model, data: torch.Tensor, bptt: int = 100, forward=None) -> float:
+    """Mean loss in nats per predicted token over a batchified split ``data`` of shape ``(T, B)``.
+
+    ``forward(tokens, state) -> (logits, state)`` replaces the model's own forward (e.g. with quantized
+    layers); the state is carried across BPTT chunks either way.
+    """
     model.eval()
+    forward = forward or model
     state = None
     total, count = 0.0, 0
     vocab = model.config.vocab_size
     for start in range(0, data.size(0) - 1, bptt):
         seq = min(bptt, data.size(0) - 1 - start)
         x, y = data[start : start + seq], data[start + 1 : start + 1 + seq]
-        logits, state = model(x, state)
+        logits, state = forward(x, state)
         total += F.cross_entropy(logits.view(-1, vocab), y.reshape(-1), reduction="sum").item()
         count += y.numel()
     return total / count

@@ -142,19 +142,13 @@ def evaluate_quantized(model, qlayers: list[QuantizedLayer], cfg: QuantConfig, d
                        bptt: int = 100) -> float:
     """Mean loss in nats per token over a batchified split (awd-lstm-lm convention), with the quantized LSTM
     layers; the embedding and the decoder stay float32 (they are not on the array)."""
-    import torch.nn.functional as F
+    from sasim.lm.evaluate import evaluate_loss
 
-    model.eval()
-    state, total, count = None, 0.0, 0
-    vocab = model.config.vocab_size
-    for start in range(0, data.size(0) - 1, bptt):
-        seq = min(bptt, data.size(0) - 1 - start)
-        x, y = data[start:start + seq], data[start + 1:start + 1 + seq]
-        outs, state = quantized_lstm_forward(model, qlayers, model.encoder(x), cfg, state, return_state=True)
-        logits = model.decoder(outs)
-        total += F.cross_entropy(logits.view(-1, vocab), y.reshape(-1), reduction="sum").item()
-        count += y.numel()
-    return total / count
+    def forward(tokens, state):
+        outs, state = quantized_lstm_forward(model, qlayers, model.encoder(tokens), cfg, state, return_state=True)
+        return model.decoder(outs), state
+
+    return evaluate_loss(model, data, bptt, forward)
 
 
 def _int_packed(q: QuantizedMatrix):
