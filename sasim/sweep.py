@@ -73,8 +73,12 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
     torch.set_num_threads(1)
     t0 = time.time()
     hw = load_hw_config(point.hw)
+    # refuse before any retraining or simulation is spent on the point
     if point.alpha > hw.array.mux_fanin:
         raise SasimError(f"alpha {point.alpha} exceeds {hw.name}'s mux_fanin {hw.array.mux_fanin}")
+    if data and hw.arithmetic.number_format == "fixed_point":
+        raise SasimError(f"{hw.name} is fixed point: sweeps score accuracy in float32 only so far; "
+                         "use sasim run --data on one point, or a float32 config")
     retrained = None
     if retrain:
         from sasim.lm.prune import prune_checkpoint
@@ -100,10 +104,6 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
     total = total_metrics(parts, per, hw, steps)
     if data:
         from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
-
-        if hw.arithmetic.number_format == "fixed_point":
-            raise SasimError(f"{hw.name} is fixed point: sweeps score accuracy in float32 only so far; "
-                             "use sasim run --data on one point, or a float32 config")
 
         model, raw = load_language_model(retrained or weights)
         acc = evaluate_model(with_array_weights(model, packings), raw, data, split, max_tokens=eval_tokens)
