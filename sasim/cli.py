@@ -205,10 +205,7 @@ def _cmd_run(args) -> int:
             said = ", ".join(f"{k} {v[0]} (checkpoint: {v[1]})" for k, v in clash.items())
             raise SasimError(f"{workload.path} is already packed and its packing disagrees with the flags: {said}; "
                              "drop the packing flags, or pack the original dense checkpoint")
-        packings, packing = stored, dict(params, stored=True)
-        if any(p.gates.max_group_size > hw.array.mux_fanin for p in packings):
-            raise SasimError(f"{workload.path} is packed with groups of up to {params.get('alpha')} columns, more than "
-                             f"{hw.name}'s mux_fanin {hw.array.mux_fanin}; use hardware with a wider multiplexer")
+        packings, packing = stored, dict(params, stored=True)  # simulate_matmul checks groups against mux_fanin
     elif packing:
         packings = pack_workload(workload, hw, **packing, **rules)
         packing.update(rules)

@@ -126,3 +126,11 @@ def test_zero_batch_or_steps_is_an_error_not_a_default(lstm_ckpt, args):
     extra = [] if "--workload" in args else ["--weights", lstm_ckpt]
     res = sasim("run", "--hw", "8x8", "--mode", "analytic", *extra, *args)
     assert res.returncode == 2 and "must be positive" in res.stderr
+
+
+def test_stored_packing_wider_than_the_multiplexer_is_refused(tmp_path):
+    ckpt = sparse_lstm_checkpoint(tmp_path / "wide.pt", input_size=40, hidden=40, density=0.05)
+    packed = tmp_path / "packed16.pt"
+    assert sasim("combine", "--weights", ckpt, "--alpha", 16, "--gamma", 1.75, "--out", packed).returncode == 0
+    res = sasim("run", "--hw", "8x8", "--weights", packed, "--mode", "analytic")
+    assert res.returncode == 2 and "mux_fanin" in res.stderr and "Traceback" not in res.stderr
