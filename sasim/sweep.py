@@ -86,7 +86,8 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
 
         if not data:
             raise SasimError("--retrain needs --data (the corpus to retrain on)")
-        retrained = str(Path(out_dir) / "points" / f"{point.key}.pt")
+        # not KEY.pt: sasim prune writes its summary beside the checkpoint, and KEY.json marks a finished point
+        retrained = str(Path(out_dir) / "points" / f"{point.key}.retrained.pt")
         prune_checkpoint(weights, data, retrained, [point.alpha], [point.gamma], point.rule, point.policy,
                          point.section, None, retrain["target"], retrain["epochs"], None,
                          retrain.get("max_train_tokens"), "cpu", seed, splits=("valid",), show_progress=False)

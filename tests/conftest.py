@@ -58,3 +58,20 @@ def sparse_lstm_checkpoint(path, input_size=12, hidden=16, layers=2, density=0.2
                 p.mul_((torch.rand_like(p) < density).float())
     torch.save(lstm.state_dict(), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def dense(tmp_path_factory):
+    """A small trained character model and its corpus: ``(data_dir, checkpoint)``."""
+    from test_lm import write_corpus
+
+    from sasim.lm.corpus import load_corpus
+    from sasim.lm.presets import TrainConfig
+    from sasim.lm.train import train
+
+    root = tmp_path_factory.mktemp("prune")
+    data = write_corpus(root / "data", alphabet="abcdefg_", lines=(400, 40, 40))
+    cfg = TrainConfig(emb_size=8, hidden_size=24, num_layers=2, bptt=20, batch_size=8, dropout_e=0, dropout_h=0.1,
+                      dropout_i=0.1, dropout_o=0.1, weight_drop=0.1, lr=3e-3, epochs=2, seed=5)
+    train(load_corpus(data), cfg, root / "dense.pt", show_progress=False)
+    return data, root / "dense.pt"

@@ -6,24 +6,10 @@ import sys
 
 import pytest
 import torch
-from test_lm import write_corpus
 
-from sasim.lm.corpus import load_corpus
 from sasim.lm.loading import evaluate_checkpoint, load_language_model
-from sasim.lm.presets import TrainConfig
-from sasim.lm.train import train
 from sasim.workload.lstm import load_lstm_workload
 from sasim.workload.packing import stored_packings
-
-
-@pytest.fixture(scope="module")
-def dense(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prune")
-    data = write_corpus(root / "data", alphabet="abcdefg_", lines=(400, 40, 40))
-    cfg = TrainConfig(emb_size=8, hidden_size=24, num_layers=2, bptt=20, batch_size=8, dropout_e=0, dropout_h=0.1,
-                      dropout_i=0.1, dropout_o=0.1, weight_drop=0.1, lr=3e-3, epochs=2, seed=5)
-    train(load_corpus(data), cfg, root / "dense.pt", show_progress=False)
-    return data, root / "dense.pt"
 
 
 def prune(dense, tmp_path, *flags):
@@ -86,6 +72,7 @@ def test_prune_refuses_packed_input_and_bad_layers(dense, tmp_path):
 
 def test_sweep_with_retrain(dense, tmp_path):
     import csv
+    import json
 
     from sasim.sweep import grid, run_sweep
 
@@ -96,7 +83,10 @@ def test_sweep_with_retrain(dense, tmp_path):
     assert summary["done"] == 2, summary["failures"]
     totals = [r for r in csv.DictReader(open(tmp_path / "sweep.csv")) if r["layer"] == "total"]
     assert all(float(r["bpc"]) > 0 for r in totals)
-    assert (tmp_path / "points" / f"{points[1].key}.pt").is_file()
+    # the retrained checkpoint and its summary never take KEY.json, the file that marks a finished point on resume
+    assert (tmp_path / "points" / f"{points[1].key}.retrained.pt").is_file()
+    assert "prune" in json.loads((tmp_path / "points" / f"{points[1].key}.retrained.json").read_text())
+    assert "prune" not in json.loads((tmp_path / "points" / f"{points[1].key}.json").read_text())
     assert int(totals[1]["tiles"]) <= int(totals[0]["tiles"])  # a larger budget never needs more tiles under prune
     bad = run_sweep(grid(["8x8"], [4], [0.5], ["prune"]), str(ckpt), tmp_path / "b", workers=1, show_progress=False,
                     retrain=dict(epochs=1, target=0.6))
