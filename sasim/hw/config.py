@@ -76,6 +76,11 @@ class EnergyConfig(_Strict):
     register_pj: float = Field(ge=0, description="one PE-cycle of register movement (input lanes and partial sum)")
     sram_pj_per_byte: float = Field(ge=0, description="one byte read from or written to SRAM")
     dram_pj_per_byte: float = Field(ge=0, description="one byte read from DRAM")
+    reference_bits: int = Field(32, ge=2, le=64, description=(
+        "word width at which mac_pj, mux_select_pj and register_pj are given (default 32). Fixed-point configs "
+        "scale them: a MAC by weight_bits*act_bits/reference_bits^2 (the multiplier dominates), a multiplexer "
+        "by act_bits/reference_bits, a PE-cycle of registers by (act_bits+acc_bits)/(2*reference_bits); "
+        "SRAM and DRAM energies are per byte, so they follow the widths through the byte counts"))
 
 
 class HardwareConfig(_Strict):
@@ -106,6 +111,15 @@ class HardwareConfig(_Strict):
     @property
     def acc_bytes(self) -> float:
         return self.arithmetic.acc_bits / 8
+
+    def energy_scales(self) -> tuple[float, float, float]:
+        """Factors on ``(mac_pj, mux_select_pj, register_pj)`` for this config's widths: all 1 in float32,
+        width-scaled in fixed point as ``energy.reference_bits`` describes."""
+        a = self.arithmetic
+        if a.number_format == "float32":
+            return 1.0, 1.0, 1.0
+        ref = self.energy.reference_bits
+        return (a.weight_bits * a.act_bits / ref**2, a.act_bits / ref, (a.act_bits + a.acc_bits) / (2 * ref))
 
     def select_bits(self, alpha: int) -> int:
         """Bits of a PE's select index for groups of at most ``alpha`` columns (0 for dense)."""
@@ -146,6 +160,12 @@ def parse_hw_config(text: str, source: str = "<string>") -> HardwareConfig:
         raise SasimError(f"{source} is not valid YAML{where}: {getattr(exc, 'problem', exc)}; fix the syntax") from None
     if not isinstance(data, dict):
         raise SasimError(f"{source} must hold a mapping of fields (version, name, array, ...), not {type(data).__name__}")
+    return validate_hw_dict(data, source, problems)
+
+
+def validate_hw_dict(data: dict, source: str = "hardware config", problems: list | None = None) -> HardwareConfig:
+    """Validate a parsed config mapping; every problem (plus ``problems`` found earlier) in one SasimError."""
+    problems = list(problems or [])
     try:
         config = HardwareConfig.model_validate(data)
     except ValidationError as exc:

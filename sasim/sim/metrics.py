@@ -25,7 +25,8 @@ DEFINITIONS = {
     "cycles_per_step": "cycles of one timestep of all layers",
     "sram_bytes": "bytes moved between SRAM and the array (weights + select bits, input lanes, results)",
     "dram_bytes": "bytes read from DRAM (weights: once if they fit in the weight SRAM, else every load)",
-    "energy_j": "sum of the config's per-action energies over the counted actions",
+    "energy_j": "sum of the config's per-action energies over the counted actions (MAC, mux and register energies "
+                "scaled by the fixed-point widths, see energy.reference_bits)",
     "scalesim_total_cycles": "cycles - 1: SCALE-Sim v3 reports the 0-based index of its last cycle",
     "bpc": "bits per character on the named split, with the weights the array holds",
     "ppl": "perplexity on the named split, with the weights the array holds",
@@ -57,7 +58,8 @@ def _cells(part: WorkPart) -> int:
 
 def _energy_pj(hw: HardwareConfig, c: MatmulCounts, sram_bytes: float, dram_bytes: float) -> float:
     e = hw.energy
-    return (c.useful_macs * e.mac_pj + c.mux_macs * e.mux_select_pj + c.pe_vector_slots * e.register_pj
+    mac, mux, reg = hw.energy_scales()
+    return (c.useful_macs * e.mac_pj * mac + c.mux_macs * e.mux_select_pj * mux + c.pe_vector_slots * e.register_pj * reg
             + sram_bytes * e.sram_pj_per_byte + dram_bytes * e.dram_pj_per_byte)
 
 
