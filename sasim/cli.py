@@ -184,12 +184,11 @@ def _cmd_run(args) -> int:
     args.batch = 1 if args.batch is None else args.batch
     args.steps = 1 if args.steps is None else args.steps
 
-    from sasim.combine.packed import PackedMatrix
     from sasim.hw.config import load_hw_config
-    from sasim.sim.lstm import LayerPacking, simulate_lstm
+    from sasim.sim.lstm import simulate_lstm
     from sasim.sim.metrics import part_metrics, total_metrics
     from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import pack_workload, stored_packings
+    from sasim.workload.packing import pack_workload, stored_packings, workload_packings
 
     hw = load_hw_config(args.hw)
     if args.batch <= 0 or args.steps <= 0:
@@ -210,8 +209,7 @@ def _cmd_run(args) -> int:
         packings = pack_workload(workload, hw, **packing, **rules)
         packing.update(rules)
     else:
-        packings = [LayerPacking(PackedMatrix.from_dense(l.combined),
-                                 None if l.w_hr is None else PackedMatrix.from_dense(l.w_hr)) for l in workload.layers]
+        packings = workload_packings(workload)
     with tqdm(total=args.steps, desc="timesteps", disable=args.steps < 2 or args.mode == "analytic") as bar:
         parts, outputs, resident = simulate_lstm(workload, packings, hw, args.batch, args.steps, args.timing,
                                                  args.mode, args.seed, progress=bar)
@@ -244,7 +242,9 @@ def _cmd_run(args) -> int:
         lines.append(f"accuracy with the weights the array holds: {args.split} {name} {accuracy[name]:.4f} "
                      f"({accuracy['tokens']:,} tokens of {args.data}"
                      + (f"; {hw.arithmetic.weight_bits}-bit weights, {hw.arithmetic.act_bits}-bit activations, "
-                        f"{hw.arithmetic.acc_bits}-bit accumulators, calibrated on 20,000 training tokens" if fixed else "")
+                        f"{hw.arithmetic.acc_bits}-bit accumulators, "
+                        + ("the checkpoint's stored scales" if raw.get("quantization") else
+                           "calibrated on 20,000 training tokens") if fixed else "")
                      + ")")
     if args.plot:
         from sasim.report.plots import plot_run
@@ -269,7 +269,16 @@ def _fixed_point_accuracy(model, raw, hw, args) -> dict:
 
     a = hw.arithmetic
     cfg = QuantConfig(weight_bits=a.weight_bits, act_bits=a.act_bits, acc_bits=min(a.acc_bits, 62))
-    scored = score_quantized(model, raw, cfg, args.data, args.split, calib_tokens=20_000)
+    qlayers = None
+    if raw.get("quantization"):  # a quantized checkpoint: its own scales (and vector-unit precision)
+        from sasim.quant.checkpoint import stored_quantization
+
+        stored, qlayers = stored_quantization(model, raw)
+        if (stored.weight_bits, stored.act_bits) != (a.weight_bits, a.act_bits):
+            raise SasimError(f"the checkpoint is quantized to {stored.weight_bits}/{stored.act_bits} bits but {hw.name} "
+                             f"computes {a.weight_bits}/{a.act_bits}; use a config with its widths, or its float source")
+        cfg = QuantConfig(**{**stored.to_dict(), "acc_bits": cfg.acc_bits})
+    scored = score_quantized(model, raw, cfg, args.data, args.split, calib_tokens=20_000, qlayers=qlayers)
     return {**scored["quantized"], "tokens": scored["tokens"], "split": scored["split"]}
 
 
@@ -370,37 +379,59 @@ def _cmd_prune(args) -> int:
     gammas = _csv_list(str(args.gamma), float, "--gamma")
     if args.mux_fanin and max(alphas) > args.mux_fanin:
         raise SasimError(f"alpha {max(alphas)} exceeds --mux-fanin {args.mux_fanin}")
+    qat = _quant_config(args, args.qat_bits) if args.qat_bits else None
     result = prune_checkpoint(resolve_weights(args.weights), args.data, args.out, alphas, gammas,
                               args.rule or "prune", args.policy or "paper", 256 if args.section is None else args.section,
                               args.row_cap, args.target_sparsity, args.epochs, args.events, args.max_train_tokens,
-                              args.device, args.seed)
+                              args.device, args.seed, qat=qat, qat_epochs=args.qat_epochs)
     name = "bpc" if "bpc" in result["eval"]["test"] else "ppl"
     print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f}; "
           f"density {json.dumps({k: round(v, 4) for k, v in result['density'].items()})}; wrote {args.out}")
     return 0
 
 
+def _quant_config(args, bits: str):
+    from sasim.quant.lstm import QuantConfig
+
+    widths = _csv_list(bits, int, "--bits")
+    if len(widths) != 2:
+        raise SasimError("--bits takes weight and activation widths: --bits 8,8")
+    return QuantConfig(weight_bits=widths[0], act_bits=widths[1], acc_bits=args.acc_bits, calibration=args.calibration,
+                       percentile=args.percentile, vector_bits=args.vector_bits, vector_frac_bits=args.vector_frac_bits)
+
+
 def _cmd_quantize(args) -> int:
-    from sasim.lm.loading import load_language_model
-    from sasim.quant.lstm import QuantConfig, score_quantized
+    from sasim.quant.workflow import quantize_checkpoint
     from sasim.report.json_report import write_json
     from sasim.report.provenance import run_header
 
-    bits = _csv_list(args.bits, int, "--bits")
-    if len(bits) != 2:
-        raise SasimError("--bits takes weight and activation widths: --bits 8,8")
-    cfg = QuantConfig(weight_bits=bits[0], act_bits=bits[1], acc_bits=args.acc_bits, calibration=args.calibration,
-                      percentile=args.percentile)
-    model, raw = load_language_model(resolve_weights(args.weights))
-    scored = score_quantized(model, raw, cfg, args.data, args.split, args.calib_tokens, args.eval_tokens,
-                             compare_float=True)
+    cfg = _quant_config(args, args.bits)
+    weights = resolve_weights(args.weights)
+    scored = quantize_checkpoint(weights, args.data, cfg, args.split, args.calib_tokens, args.eval_tokens,
+                                 args.qat_epochs, args.qat_lr, args.max_train_tokens, args.device, args.seed, args.out)
     quant, base, split = scored["quantized"], scored["float32"], scored["split"]
     name = "bpc" if "bpc" in quant else "ppl"
-    print(f"{split}: float32 {name} {base[name]:.4f}, {bits[0]}-bit weights / {bits[1]}-bit activations "
-          f"{name} {quant[name]:.4f} ({(quant[name] / base[name] - 1) * 100:+.2f}%)")
+    how = f"after {args.qat_epochs} epoch(s) of quantization-aware fine-tuning" if args.qat_epochs else "post-training"
+    vector = f", vector unit {cfg.vector_bits} bits" if cfg.vector_bits else ""
+    print(f"{split}: float32 {name} {base[name]:.4f}, {cfg.weight_bits}-bit weights / {cfg.act_bits}-bit activations"
+          f"{vector} ({how}) {name} {quant[name]:.4f} ({(quant[name] / base[name] - 1) * 100:+.2f}%)")
+    cost = None
+    if args.hw:
+        from sasim.hw.config import load_hw_config
+        from sasim.quant.cost import quantized_cost
+
+        cost = quantized_cost(weights, load_hw_config(args.hw), cfg.weight_bits, cfg.act_bits, min(cfg.acc_bits, 64),
+                              args.arithmetic)
+        print(f"cost on {cost['hw']} ({cost['steps']} steps, batch {cost['batch']}): weight memory "
+              f"{cost['weight_memory_bytes'] / 2**20:.3f} MiB (select indices {cost['select_bytes'] / 2**20:.3f} MiB), "
+              f"{cost['tiles']} tiles, {cost['cycles_per_step']:,.0f} cycles per step, SRAM "
+              f"{cost['sram_bytes_per_token'] / 1e3:.1f} kB and DRAM {cost['dram_bytes_per_token'] / 1e3:.1f} kB per token, "
+              f"{cost['energy_per_token_j'] * 1e6:.3f} uJ per token")
+    if args.out:
+        print(f"wrote {args.out} (quantized checkpoint: sasim eval scores it with this arithmetic)")
     if args.json:
-        write_json(args.json, run_header(quant=cfg.to_dict(), weights=str(args.weights), split=split,
-                                         float32=base, quantized=quant,
+        write_json(args.json, run_header(quant=cfg.to_dict(), weights=str(weights), split=split, float32=base,
+                                         quantized=quant, qat=scored["qat"], cost=cost, seconds=scored["seconds"],
                                          scales=[{"input": q.input_scale, "projection": q.projection_scale}
                                                  for q in scored["layers"]]))
         print(f"wrote {args.json}")
@@ -429,6 +460,17 @@ def _add_packing_flags(p) -> None:
     g.add_argument("--policy", help="grouping policy (default paper)")
     g.add_argument("--section", type=int, help="groups never cross blocks of this many columns (default 256; 0: none)")
     g.add_argument("--row-cap", dest="row_cap", type=int, help="most conflicts of one row within a group")
+
+
+def _add_quant_flags(p) -> None:
+    g = p.add_argument_group("fixed point")
+    g.add_argument("--acc-bits", dest="acc_bits", type=int, default=32, help="accumulator width (default 32)")
+    g.add_argument("--calibration", default="minmax", choices=["minmax", "percentile"])
+    g.add_argument("--percentile", type=float, default=99.99)
+    g.add_argument("--vector-bits", dest="vector_bits", type=int, default=0,
+                   help="vector-unit precision for the gates and the cell update (default 0: float32)")
+    g.add_argument("--vector-frac-bits", dest="vector_frac_bits", type=int,
+                   help="fractional bits of the vector unit's words (default vector-bits - 5)")
 
 
 def _add_sim_flags(p) -> None:
@@ -556,6 +598,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mux-fanin", dest="mux_fanin", type=int, help="refuse alpha above this multiplexer width")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--qat-bits", dest="qat_bits",
+                   help="then fine-tune quantization-aware for these weight,activation bits (e.g. 8,8) and save a "
+                        "quantized packed checkpoint")
+    p.add_argument("--qat-epochs", dest="qat_epochs", type=int, default=1, help="epochs of that fine-tuning (default 1)")
+    _add_quant_flags(p)
     p.add_argument("--out", required=True, help="packed checkpoint to write")
     p.set_defaults(func=_cmd_prune)
 
@@ -563,13 +610,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=default_weights())
     p.add_argument("--data", required=True)
     p.add_argument("--bits", default="8,8", help="weight,activation bits (default 8,8)")
-    p.add_argument("--acc-bits", dest="acc_bits", type=int, default=32)
-    p.add_argument("--calibration", default="minmax", choices=["minmax", "percentile"])
-    p.add_argument("--percentile", type=float, default=99.99)
+    _add_quant_flags(p)
     p.add_argument("--calib-tokens", dest="calib_tokens", type=int, default=20_000,
                    help="calibration tokens from the start of the training split, as sequences of 8")
     p.add_argument("--split", default="valid", choices=["valid", "test"])
     p.add_argument("--eval-tokens", dest="eval_tokens", type=int, help="score only the split's first N tokens")
+    p.add_argument("--qat-epochs", dest="qat_epochs", type=int, default=0,
+                   help="quantization-aware fine-tuning epochs (straight-through estimator); 0: post-training only")
+    p.add_argument("--qat-lr", dest="qat_lr", type=float, help="fine-tuning learning rate (default: a tenth of training's)")
+    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per fine-tuning epoch")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--hw", help="also report the cost at these widths on this array (memory, cycles, traffic, energy)")
+    p.add_argument("--arithmetic", default="bit_serial", choices=["bit_serial", "bit_parallel"],
+                   help="arithmetic of the cost report (default bit_serial: act_bits cycles per input word)")
+    p.add_argument("--out", help="write the quantized checkpoint here")
     p.add_argument("--json")
     p.set_defaults(func=_cmd_quantize)
 

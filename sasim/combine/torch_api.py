@@ -89,16 +89,24 @@ class ColumnCombiner:
         The packed values are re-read from the current (trained) weights with the frozen groups and
         select indices, so that ``unpack()`` equals the model's weights exactly.
         """
-        out = []
-        for li, rnn in enumerate(self.model.rnns):
+        for rnn in self.model.rnns:
             for kind, weight in self._weights(rnn):
                 weight.mul_(getattr(rnn, f"mask_{kind}"))
-            layer = {}
+        return self.refill(self.model, self.packed)
+
+
+    @staticmethod
+    @torch.no_grad()
+    def refill(model, packed_layers: list[dict]) -> list[dict]:
+        """The packed layers with their values re-read from ``model``'s current weights (groups, select
+        indices and zeros kept): after further training with frozen masks."""
+        out = []
+        for rnn, layer in zip(model.rnns, packed_layers):
             w = torch.cat([rnn.weight_ih_l0, rnn.weight_hh_l0], 1).cpu().numpy()
-            layer["gates"] = _refill(self.packed[li]["gates"], w)
-            if rnn.proj_size:
-                layer["proj"] = _refill(self.packed[li]["proj"], rnn.weight_hr_l0.cpu().numpy())
-            out.append(layer)
+            new = {"gates": _refill(layer["gates"], w)}
+            if "proj" in layer:
+                new["proj"] = _refill(layer["proj"], rnn.weight_hr_l0.detach().cpu().numpy())
+            out.append(new)
         return out
 
 

@@ -39,8 +39,14 @@ def load_language_model(path) -> tuple[LSTMLanguageModel, dict]:
 
 
 def evaluate_checkpoint(path, data_dir, split: str = "test", batch_size: int = 10, bptt: int = 100) -> dict:
-    """Score a checkpoint on a corpus split: ``{"bpc" or "ppl", "loss_nats", "tokens", "split"}``."""
+    """Score a checkpoint on a corpus split: ``{"bpc" or "ppl", "loss_nats", "tokens", "split"}``.
+
+    A quantized checkpoint (``sasim quantize --out``) is scored with its stored integer arithmetic."""
     model, raw = load_language_model(path)
+    if raw.get("quantization"):
+        from sasim.quant.checkpoint import evaluate_quantized_checkpoint
+
+        return evaluate_quantized_checkpoint(model, raw, data_dir, split, batch_size, bptt)
     return evaluate_model(model, raw, data_dir, split, batch_size, bptt)
 
 

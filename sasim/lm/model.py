@@ -101,14 +101,15 @@ class LSTMLayer(nn.Module):
     def output_size(self) -> int:
         return self.proj_size or self.hidden_size
 
-    def effective_weights(self) -> list[torch.Tensor]:
-        """Weights as the forward pass uses them: masks applied, DropConnect on ``W_hh`` in training."""
+    def effective_weights(self, drop: bool = True) -> list[torch.Tensor]:
+        """Weights as the forward pass uses them: masks applied, DropConnect on ``W_hh`` in training
+        (unless ``drop`` is False)."""
         w_ih, w_hh = self.weight_ih_l0, self.weight_hh_l0
         if hasattr(self, "mask_ih"):
             w_ih = w_ih * self.mask_ih
         if hasattr(self, "mask_hh"):
             w_hh = w_hh * self.mask_hh
-        if self.training and self.weight_drop > 0:
+        if drop and self.training and self.weight_drop > 0:
             w_hh = F.dropout(w_hh, p=self.weight_drop, training=True)
         weights = [w_ih, w_hh, self.bias_ih_l0, self.bias_hh_l0]
         if self.proj_size:
@@ -118,7 +119,14 @@ class LSTMLayer(nn.Module):
             weights.append(w_hr)
         return weights
 
+    #: set by :func:`sasim.quant.qat.enable_fake_quant`: the layer then runs quantization-aware (a step loop)
+    fake_quant = None
+
     def forward(self, x: torch.Tensor, state):
+        if self.fake_quant is not None:
+            from sasim.quant.qat import fake_quant_lstm
+
+            return fake_quant_lstm(self, x, state)
         weights = self.effective_weights()
         if state is None:
             b = x.size(1)

@@ -67,3 +67,15 @@ def get_preset(name: str) -> TrainConfig:
     import copy
 
     return copy.deepcopy(PRESETS[name])
+
+
+def train_config_of(raw: dict, seed: int | None = None, max_train_tokens: int | None = None) -> TrainConfig:
+    """The training settings a checkpoint was trained with (the ``small`` preset if it does not say),
+    with ``seed`` and ``max_train_tokens`` overridden when given: for retraining and fine-tuning."""
+    cfg_dict = (raw.get("train") or {}).get("train_config")
+    cfg = TrainConfig(**cfg_dict) if cfg_dict else get_preset("small")
+    if seed is not None:
+        cfg.seed = seed
+    if max_train_tokens:
+        cfg.max_train_tokens = max_train_tokens
+    return cfg

@@ -165,8 +165,12 @@ def packing_meta(packed_layers, params: dict) -> dict:
 
 def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", policy="paper", section=256, row_cap=None,
                      target=0.9, epochs=2, events=None, max_train_tokens=None, device="cpu", seed=1,
-                     splits=("valid", "test"), show_progress=True) -> dict:
+                     splits=("valid", "test"), show_progress=True, qat=None, qat_epochs=1) -> dict:
     """Prune, combine and retrain a dense sasim checkpoint; save the packed checkpoint and its JSON.
+
+    With ``qat`` (a :class:`sasim.quant.lstm.QuantConfig`), the retrained model is then fine-tuned
+    quantization-aware for ``qat_epochs`` with its masks and groups frozen, and saved as a quantized
+    packed checkpoint (scored with its integer arithmetic).
 
     Returns the summary (events, curve, density, and the accuracy on ``splits`` with the saved weights).
     """
@@ -174,7 +178,7 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
 
     from sasim.lm.corpus import encode_with_vocab, load_corpus
     from sasim.lm.loading import evaluate_model, load_language_model
-    from sasim.lm.presets import TrainConfig, get_preset
+    from sasim.lm.presets import train_config_of
     from sasim.lm.train import batchify, resolve_device
     from sasim.report.json_report import write_json
     from sasim.report.provenance import run_header
@@ -188,11 +192,7 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     gammas = list(gammas) * n if len(gammas) == 1 else list(gammas)
     if len(alphas) != n or len(gammas) != n:
         raise SasimError(f"--alpha and --gamma take one value or one per layer ({n} layers)")
-    cfg_dict = (raw.get("train") or {}).get("train_config")
-    cfg = TrainConfig(**cfg_dict) if cfg_dict else get_preset("small")
-    cfg.seed = seed
-    if max_train_tokens:
-        cfg.max_train_tokens = max_train_tokens
+    cfg = train_config_of(raw, seed, max_train_tokens)
     torch.manual_seed(seed)
     dev = resolve_device(device)
     model.to(dev)
@@ -200,20 +200,37 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     ids = encode_with_vocab(corpus, raw["vocab"])
     train_data = batchify(ids["train"], cfg.batch_size, dev)
     valid_data = batchify(ids["valid"], cfg.eval_batch_size, dev)
+    log = print if show_progress else (lambda *_: None)
     packed, summary = prune_combine_retrain(model, train_data, valid_data, cfg, alphas, gammas, rule, policy, section,
-                                            target, epochs, events, row_cap, show_progress,
-                                            log=print if show_progress else (lambda *_: None))
+                                            target, epochs, events, row_cap, show_progress, log=log)
+    quant_meta = {}
+    if qat is not None:
+        from sasim.quant.checkpoint import quantization_meta
+        from sasim.quant.lstm import calibration_batch
+        from sasim.quant.qat import quantization_aware_finetune
+
+        qlayers, qat_summary = quantization_aware_finetune(
+            model, train_data, valid_data, cfg, qat, calibration_batch(ids["train"], 20_000).to(dev),
+            qat_epochs, show_progress=show_progress, log=log)
+        packed = ColumnCombiner.refill(model, packed)  # the packed values follow the fine-tuned weights
+        quant_meta = {"quantization": quantization_meta(qat, qlayers, qat=qat_summary)}
+        summary["qat"] = qat_summary
     model.cpu().eval()
     params = dict(alpha=alphas[0] if len(set(alphas)) == 1 else alphas,
                   gamma=gammas[0] if len(set(gammas)) == 1 else gammas, rule=rule, policy=policy, section=section,
                   row_cap=row_cap, target_sparsity=target, epochs=epochs)
     summary["density"] = density_report(model)
     meta = {k: v for k, v in raw.items() if k not in ("format", "format_version", "model_config", "vocab", "state_dict")}
-    meta.update(packing=packing_meta(packed, params), prune=summary)
+    meta.update(packing=packing_meta(packed, params), prune=summary, **quant_meta)
     state = packed_state(model, packed)
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
     saved, saved_raw = load_language_model(out)  # score exactly the weights the file holds
-    results = {split: evaluate_model(saved, saved_raw, data_dir, split, corpus=corpus) for split in splits}
+    if qat is not None:
+        from sasim.quant.checkpoint import evaluate_quantized_checkpoint
+
+        results = {split: evaluate_quantized_checkpoint(saved, saved_raw, data_dir, split) for split in splits}
+    else:
+        results = {split: evaluate_model(saved, saved_raw, data_dir, split, corpus=corpus) for split in splits}
     name = "bpc" if raw.get("level", corpus.level) == "char" else "ppl"
     summary["eval"] = {split: r[name] for split, r in results.items()}
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)

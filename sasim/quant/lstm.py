@@ -5,7 +5,8 @@ Per layer: ``[W_ih | W_hh]`` (and ``W_hr``) quantized per output row to ``weight
 scale for the stacked input ``[x_t; h_{t-1}]`` (and one for ``h`` before the projection), calibrated on
 sample tokens. Each step the input vector is quantized (round half to even, saturated), the array
 accumulates exact integer products, and the vector unit rescales, adds the biases and does the cell
-update in float32. The torch path sums in float64, exact for integers below 2**53; it equals the
+update in float32, or in fixed point with ``vector_bits`` (``vector_frac_bits`` of them fractional) when the
+config says so. The torch path sums in float64, exact for integers below 2**53; it equals the
 simulator's integers whenever no partial sum leaves ``acc_bits`` (checked up front from the worst case,
 so that an overflow is reported rather than silently differing).
 """
@@ -28,9 +29,44 @@ class QuantConfig:
     acc_bits: int = 32
     calibration: str = "minmax"
     percentile: float = 99.99
+    vector_bits: int = 0  # 0: the vector unit computes in float32
+    vector_frac_bits: int | None = None  # default: vector_bits - 5 (sign, 4 integer bits: range +-16)
+
+    def __post_init__(self):
+        if self.vector_bits:
+            if not 4 <= self.vector_bits <= 32:
+                raise SasimError(f"vector_bits must be 0 (float32) or 4..32, got {self.vector_bits}")
+            if self.vector_frac_bits is None:
+                self.vector_frac_bits = max(self.vector_bits - 5, 0)
+            if not 0 <= self.vector_frac_bits < self.vector_bits:
+                raise SasimError(f"vector_frac_bits must be in 0..{self.vector_bits - 1}, got {self.vector_frac_bits}")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def vector_round(t: torch.Tensor, cfg: QuantConfig) -> torch.Tensor:
+    """A value of the vector unit at its precision: unchanged in float32 (``vector_bits`` 0), else rounded half
+    to even onto the grid ``2**-vector_frac_bits`` and saturated to ``vector_bits``. Under autograd the
+    rounding is a straight-through estimator (gradient 1), which quantization-aware training relies on."""
+    if not cfg.vector_bits:
+        return t
+    step = 2.0 ** -cfg.vector_frac_bits
+    top = qmax(cfg.vector_bits) * step
+    rounded = torch.clamp(torch.round(t / step) * step, -top, top)
+    return t + (rounded - t).detach() if t.requires_grad else rounded
+
+
+def lstm_cell_update(gates: torch.Tensor, c: torch.Tensor, cfg: QuantConfig):
+    """The vector unit's LSTM cell update from the gate pre-activations ``(B, 4H)``; returns ``(h, c)``.
+    Every intermediate value passes through :func:`vector_round`."""
+    def v(t):
+        return vector_round(t, cfg)
+
+    i, f, g, o = v(gates).chunk(4, 1)
+    c = v(v(torch.sigmoid(f)) * c + v(torch.sigmoid(i)) * v(torch.tanh(g)))
+    h = v(v(torch.sigmoid(o)) * v(torch.tanh(c)))
+    return h, c
 
 
 @dataclass
@@ -52,26 +88,47 @@ def calibrate_lstm(model, tokens: torch.Tensor, cfg: QuantConfig) -> list[Quanti
     """Quantize every LSTM layer of an eval-mode :class:`LSTMLanguageModel` from calibration ``tokens`` (T, B)."""
     model.eval()
     x = model.encoder(tokens)
-    layers = []
+    scales = []
     for rnn in model.rnns:
-        weights = rnn.effective_weights()
         out, _ = rnn(x, None)
         h_prev = torch.cat([torch.zeros_like(out[:1]), out[:-1]])
         stacked = torch.cat([x, h_prev], dim=2).double().numpy()
-        gates = quantize_weights(torch.cat(weights[:2], 1).double().numpy(), cfg.weight_bits)
-        layer = QuantizedLayer(gates, calibrate_scale(stacked, cfg.act_bits, cfg.calibration, cfg.percentile))
+        scale = {"input": calibrate_scale(stacked, cfg.act_bits, cfg.calibration, cfg.percentile), "projection": None}
         if rnn.proj_size:
             # h before the projection: recompute the cell outputs of this pass
             h_cells = _cell_outputs(rnn, x)
+            scale["projection"] = calibrate_scale(h_cells.numpy(), cfg.act_bits, cfg.calibration, cfg.percentile)
+        scales.append(scale)
+        x = out
+    return quantize_lstm(model, cfg, scales)
+
+
+@torch.no_grad()
+def quantize_lstm(model, cfg: QuantConfig, scales: list[dict]) -> list[QuantizedLayer]:
+    """Quantize every LSTM layer's weights (per output row) with given activation scales
+    (``[{"input": s, "projection": s or None}]`` per layer, as :func:`calibrate_lstm` derives them or a
+    quantized checkpoint stores them). Refuses an accumulator that the worst case could overflow."""
+    if len(scales) != len(model.rnns):
+        raise SasimError(f"{len(scales)} activation scales for {len(model.rnns)} LSTM layers")
+    layers = []
+    for rnn, scale in zip(model.rnns, scales):
+        weights = rnn.effective_weights()
+        gates = quantize_weights(torch.cat(weights[:2], 1).double().numpy(), cfg.weight_bits)
+        layer = QuantizedLayer(gates, float(scale["input"]))
+        if rnn.proj_size:
             layer.projection = quantize_weights(weights[4].double().numpy(), cfg.weight_bits)
-            layer.projection_scale = calibrate_scale(h_cells.numpy(), cfg.act_bits, cfg.calibration, cfg.percentile)
+            layer.projection_scale = float(scale["projection"])
         for q in (layer.gates, layer.projection):
             if q is not None and worst_case_acc_bits(q, cfg.act_bits) > cfg.acc_bits:
                 raise SasimError(f"acc_bits {cfg.acc_bits} can overflow: these weights need up to "
                                  f"{worst_case_acc_bits(q, cfg.act_bits)} bits in the worst case; widen acc_bits")
         layers.append(layer)
-        x = out
     return layers
+
+
+def layer_scales(qlayers: list[QuantizedLayer]) -> list[dict]:
+    """The activation scales of quantized layers, as :func:`quantize_lstm` takes them."""
+    return [{"input": q.input_scale, "projection": q.projection_scale} for q in qlayers]
 
 
 def _cell_outputs(rnn, x):
@@ -113,9 +170,7 @@ def _quantized_stack(model, qlayers: list[QuantizedLayer], x: torch.Tensor, cfg:
         for t in range(steps):
             qx = _quantize_input(torch.cat([outs[t], h], 1), ql.input_scale, cfg.act_bits)
             gates = (product(li, "gates", qx) * ws[None, :] * ql.input_scale).float() + bias
-            i, f, g, o = gates.chunk(4, 1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            h, c = lstm_cell_update(gates, c, cfg)
             if ql.projection is not None:
                 qh = _quantize_input(h, ql.projection_scale, cfg.act_bits)
                 h = (product(li, "proj", qh) * torch.from_numpy(ql.projection.scales)[None, :]
@@ -200,8 +255,9 @@ def calibration_batch(ids: np.ndarray, tokens: int, length: int = 8) -> torch.Te
 
 
 def score_quantized(model, raw: dict, cfg: QuantConfig, data_dir, split: str = "valid", calib_tokens: int = 20_000,
-                    eval_tokens: int | None = None, compare_float: bool = False) -> dict:
-    """Calibrate on the training split's first ``calib_tokens`` and score ``split`` with the quantized LSTM layers.
+                    eval_tokens: int | None = None, compare_float: bool = False, qlayers=None) -> dict:
+    """Calibrate on the training split's first ``calib_tokens`` and score ``split`` with the quantized LSTM layers
+    (or score the given ``qlayers``, e.g. from quantization-aware training, without calibrating).
 
     Returns ``{"quantized": metrics, "float32": metrics (with compare_float), "tokens", "split", "layers"}``,
     metrics as :func:`sasim.lm.evaluate.metrics_from_loss` gives them, on the same batchified tokens.
@@ -212,7 +268,8 @@ def score_quantized(model, raw: dict, cfg: QuantConfig, data_dir, split: str = "
 
     corpus = load_corpus(data_dir, level=raw.get("level"))
     ids = encode_with_vocab(corpus, raw["vocab"])
-    qlayers = calibrate_lstm(model, calibration_batch(ids["train"], calib_tokens), cfg)
+    if qlayers is None:
+        qlayers = calibrate_lstm(model, calibration_batch(ids["train"], calib_tokens), cfg)
     data = batchify(ids[split][:eval_tokens] if eval_tokens else ids[split], 10)
     level = raw.get("level", corpus.level)
     result = {"quantized": metrics_from_loss(evaluate_quantized(model, qlayers, cfg, data), level),

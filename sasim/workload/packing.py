@@ -160,3 +160,15 @@ def stored_packings(workload: LSTMWorkload) -> list[LayerPacking] | None:
 
 def _inconsistent(workload, why):
     raise SasimError(f"{workload.path} is damaged: {why}; re-create it with sasim combine")
+
+
+def workload_packings(workload: LSTMWorkload) -> list:
+    """The packing the array holds for a checkpoint: its stored packed form, or every matrix dense."""
+    from sasim.combine.packed import PackedMatrix
+    from sasim.sim.lstm import LayerPacking
+
+    stored = stored_packings(workload)
+    if stored is not None:
+        return stored
+    return [LayerPacking(PackedMatrix.from_dense(l.combined), None if l.w_hr is None else PackedMatrix.from_dense(l.w_hr))
+            for l in workload.layers]

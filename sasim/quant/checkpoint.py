@@ -1,0 +1,46 @@
+"""Quantized checkpoints: a sasim checkpoint plus the ``quantization`` entry that fixes its integer arithmetic.
+
+The float weights are stored as trained; the integers the array holds are derived from them
+deterministically (per-row scales, round half to even), with the activation scales stored here (those
+of calibration, or the frozen ones quantization-aware training used). ``sasim eval`` and ``sasim run
+--data`` on a fixed-point config score a quantized checkpoint with exactly this arithmetic.
+"""
+
+from __future__ import annotations
+
+from sasim.errors import SasimError
+from sasim.quant.lstm import QuantConfig, layer_scales, quantize_lstm
+
+
+def quantization_meta(cfg: QuantConfig, qlayers, **extra) -> dict:
+    """The ``quantization`` metadata entry: the config, the activation scales, and ``extra`` (e.g. QAT)."""
+    return {"config": cfg.to_dict(), "scales": layer_scales(qlayers), **extra}
+
+
+def stored_quantization(model, raw: dict):
+    """``(QuantConfig, quantized layers)`` of a quantized checkpoint, or None for a float one."""
+    meta = raw.get("quantization")
+    if not meta:
+        return None
+    try:
+        cfg = QuantConfig(**meta["config"])
+        scales = meta["scales"]
+    except (KeyError, TypeError) as exc:
+        raise SasimError(f"the checkpoint's quantization entry is malformed ({exc}); re-run sasim quantize") from None
+    return cfg, quantize_lstm(model, cfg, scales)
+
+
+def evaluate_quantized_checkpoint(model, raw: dict, data_dir, split: str = "test", batch_size: int = 10,
+                                  bptt: int = 100) -> dict:
+    """Score a quantized checkpoint with its stored integer arithmetic (as :func:`evaluate_model` does float)."""
+    from sasim.lm.corpus import encode_with_vocab, load_corpus
+    from sasim.lm.evaluate import metrics_from_loss
+    from sasim.lm.train import batchify
+    from sasim.quant.lstm import evaluate_quantized
+
+    cfg, qlayers = stored_quantization(model, raw)
+    corpus = load_corpus(data_dir, level=raw.get("level"))
+    data = batchify(encode_with_vocab(corpus, raw["vocab"])[split], batch_size)
+    result = metrics_from_loss(evaluate_quantized(model, qlayers, cfg, data, bptt), raw.get("level", corpus.level))
+    result.update(tokens=int((data.size(0) - 1) * data.size(1)), split=split, quantization=cfg.to_dict())
+    return result

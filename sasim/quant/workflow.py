@@ -1,0 +1,88 @@
+"""``sasim quantize``: calibrate (and optionally fine-tune quantization-aware) a dense or packed model, score
+it with the array's integer arithmetic, and save it as a quantized checkpoint."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from sasim.errors import SasimError
+from sasim.quant.lstm import QuantConfig
+
+
+def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid", calib_tokens: int = 20_000,
+                        eval_tokens: int | None = None, qat_epochs: int = 0, qat_lr: float | None = None,
+                        max_train_tokens: int | None = None, device: str = "cpu", seed: int = 1, out=None,
+                        show_progress: bool = True) -> dict:
+    """Quantize the LSTM layers of ``weights`` and score them on ``split``.
+
+    Parameters
+    ----------
+    cfg : QuantConfig
+        Widths, calibration and vector-unit precision.
+    qat_epochs : int
+        0: post-training quantization. Otherwise fine-tune quantization-aware (straight-through estimator)
+        for this many epochs of ``max_train_tokens`` each (:func:`sasim.quant.qat.quantization_aware_finetune`).
+    out : path, optional
+        Write the quantized checkpoint here (packed checkpoints keep their groups, with refreshed values).
+
+    Returns
+    -------
+    dict
+        ``float32`` and ``quantized`` metrics on the same tokens (``float32``: the input model, before any
+        fine-tuning), ``layers``, ``tokens``, ``split``, ``qat`` (summary or None), ``seconds``.
+    """
+    from sasim.lm.corpus import encode_with_vocab, load_corpus
+    from sasim.lm.loading import evaluate_model, load_language_model
+    from sasim.quant.lstm import calibration_batch, score_quantized
+
+    if qat_epochs < 0:
+        raise SasimError(f"--qat-epochs must be 0 or more, got {qat_epochs}")
+    t0 = time.time()
+    torch.manual_seed(seed)
+    model, raw = load_language_model(weights)
+    if raw.get("quantization"):
+        raise SasimError(f"{weights} is already quantized; quantize its float checkpoint instead")
+    corpus = load_corpus(data_dir, level=raw.get("level"))
+    base = evaluate_model(model, raw, data_dir, split, max_tokens=eval_tokens, corpus=corpus)
+    qat = None
+    qlayers = None
+    if qat_epochs:
+        from sasim.lm.presets import train_config_of
+        from sasim.lm.train import batchify, resolve_device
+        from sasim.quant.qat import quantization_aware_finetune
+
+        train_cfg = train_config_of(raw, seed, max_train_tokens)
+        dev = resolve_device(device)
+        model.to(dev)
+        ids = encode_with_vocab(corpus, raw["vocab"])
+        qlayers, qat = quantization_aware_finetune(
+            model, batchify(ids["train"], train_cfg.batch_size, dev), batchify(ids["valid"], train_cfg.eval_batch_size, dev),
+            train_cfg, cfg, calibration_batch(ids["train"], calib_tokens).to(dev), qat_epochs, qat_lr,
+            show_progress=show_progress, log=print if show_progress else (lambda *_: None))
+        model.cpu().eval()
+    scored = score_quantized(model, raw, cfg, data_dir, split, calib_tokens, eval_tokens, qlayers=qlayers)
+    scored.update(float32=base, qat=qat, seconds=time.time() - t0)
+    if out is not None:
+        _save(out, model, raw, weights, cfg, scored["layers"], qat)
+    return scored
+
+
+def _save(out, model, raw, weights, cfg, qlayers, qat) -> None:
+    from sasim.quant.checkpoint import quantization_meta
+    from sasim.workload.checkpoint import save_checkpoint
+
+    state = model.state_dict()
+    if raw.get("packing"):
+        from sasim.combine.torch_api import ColumnCombiner
+        from sasim.lm.prune import packed_state
+        from sasim.workload.lstm import load_lstm_workload
+        from sasim.workload.packing import stored_packings
+
+        stored = stored_packings(load_lstm_workload(weights))
+        layers = [{"gates": p.gates, **({"proj": p.projection} if p.projection is not None else {})} for p in stored]
+        state = packed_state(model, ColumnCombiner.refill(model, layers))
+    meta = {k: v for k, v in raw.items() if k not in ("format", "format_version", "model_config", "vocab", "state_dict")}
+    meta["quantization"] = quantization_meta(cfg, qlayers, qat=qat, source=str(weights))
+    save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
