@@ -87,3 +87,14 @@ def test_calibration_batch_takes_any_token_count():
     assert tuple(batch.shape) == (8, 2) and batch[:, 1].tolist() == list(range(8, 16))
     with pytest.raises(SasimError, match="at least 8 tokens"):
         calibration_batch(ids, 5)
+
+
+def test_products_run_in_float32_only_where_that_is_exact():
+    import numpy as np
+
+    from sasim.quant.lstm import _exact_product_weights
+    from sasim.quant.quantize import quantize_weights
+
+    w = np.random.default_rng(0).normal(size=(8, 300))
+    assert _exact_product_weights(quantize_weights(w, 8), 8).dtype == torch.float32  # < 2**24 in the worst case
+    assert _exact_product_weights(quantize_weights(w, 16), 16).dtype == torch.float64

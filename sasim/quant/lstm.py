@@ -186,10 +186,23 @@ def quantized_lstm_forward(model, qlayers: list[QuantizedLayer], x: torch.Tensor
                            state=None, return_state: bool = False):
     """The LSTM stack with the array's integer arithmetic; ``x`` is (T, B, I) embeddings; returns (T, B, out)
     (and the final ``[(h, c)]`` per layer with ``return_state``, to carry across BPTT chunks)."""
-    weights = [{"gates": torch.from_numpy(q.gates.q).double(),
-                "proj": None if q.projection is None else torch.from_numpy(q.projection.q).double()} for q in qlayers]
-    outs, new_state = _quantized_stack(model, qlayers, x, cfg, state, lambda li, which, q: q @ weights[li][which].T)
+    weights = [{"gates": _exact_product_weights(q.gates, cfg.act_bits),
+                "proj": None if q.projection is None else _exact_product_weights(q.projection, cfg.act_bits)}
+               for q in qlayers]
+
+    def product(li, which, q):
+        w = weights[li][which]
+        return (q.to(w.dtype) @ w.T).double()
+
+    outs, new_state = _quantized_stack(model, qlayers, x, cfg, state, product)
     return (outs, new_state) if return_state else outs
+
+
+def _exact_product_weights(q: QuantizedMatrix, act_bits: int) -> torch.Tensor:
+    """The integer weights as float32 when no partial sum can exceed 2**24 (float32 then adds integers
+    exactly, in any order: 3x faster), else as float64 (exact below 2**53)."""
+    peak = int(np.abs(q.q).sum(axis=1).max()) * qmax(act_bits)
+    return torch.from_numpy(q.q).to(torch.float32 if peak <= 2**24 else torch.float64)
 
 
 @torch.no_grad()

@@ -93,7 +93,8 @@ def quantization_aware_finetune(model, train_data: torch.Tensor, valid_data: tor
     Parameters
     ----------
     train_data, valid_data : torch.Tensor
-        Batchified splits; ``train_cfg.max_train_tokens`` limits each epoch.
+        Batchified splits; ``train_cfg.max_train_tokens`` limits each epoch. ``valid_data`` None: no
+        per-epoch validation (the caller scores the result anyway).
     cfg : QuantConfig
         Widths (and vector-unit precision) to train for.
     calibration : torch.Tensor
@@ -126,9 +127,10 @@ def quantization_aware_finetune(model, train_data: torch.Tensor, valid_data: tor
             with tqdm(total=steps * train_cfg.bptt * train_data.size(1), desc=f"QAT {epoch + 1}/{epochs}", unit="tok",
                       unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
                 loss = train_epoch(model, train_data, train_cfg, optimizer, bar)
-            valid = evaluate_loss(model, valid_data, train_cfg.bptt)
+            valid = None if valid_data is None else evaluate_loss(model, valid_data, train_cfg.bptt)
             curve.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "valid_loss": valid})
-            log(f"QAT epoch {epoch + 1}: valid {valid / math.log(2):.4f} bpc with fake quantization")
+            log(f"QAT epoch {epoch + 1}: train {loss / math.log(2):.4f} bpc"
+                + ("" if valid is None else f", valid {valid / math.log(2):.4f} bpc") + " with fake quantization")
     finally:
         disable_fake_quant(model)
     model.eval()

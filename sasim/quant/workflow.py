@@ -58,8 +58,7 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
         model.to(dev)
         ids = encode_with_vocab(corpus, raw["vocab"])
         qlayers, qat = quantization_aware_finetune(
-            model, batchify(ids["train"], train_cfg.batch_size, dev), batchify(ids["valid"], train_cfg.eval_batch_size, dev),
-            train_cfg, cfg, calibration_batch(ids["train"], calib_tokens).to(dev), qat_epochs, qat_lr,
+            model, batchify(ids["train"], train_cfg.batch_size, dev), None, train_cfg, cfg, calibration_batch(ids["train"], calib_tokens).to(dev), qat_epochs, qat_lr,
             show_progress=show_progress, log=print if show_progress else (lambda *_: None))
         model.cpu().eval()
     scored = score_quantized(model, raw, cfg, data_dir, split, calib_tokens, eval_tokens, qlayers=qlayers)
