@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import time
 from pathlib import Path
 
 import matplotlib
@@ -21,9 +20,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sasim.lm.loading import evaluate_checkpoint  # noqa: E402
+from sasim.lm.shipping import save_scored  # noqa: E402
 from sasim.report.provenance import versions  # noqa: E402
-from sasim.workload.checkpoint import load_raw, save_checkpoint  # noqa: E402
+from sasim.workload.checkpoint import load_raw  # noqa: E402
 
 
 def main() -> None:
@@ -38,19 +37,13 @@ def main() -> None:
     args = ap.parse_args()
     best = load_raw(args.best)
     summary = load_raw(args.latest)["train"] if args.latest else best["train"]
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in best["state_dict"].items()}
     meta = {k: v for k, v in best.items() if k not in ("format", "format_version", "model_config", "vocab",
                                                          "state_dict", "train")}
     out = Path(args.out)
-    save_checkpoint(out, state, best["model_config"], best["vocab"], train=summary, **meta)
-    t = time.time()
-    results = {split: evaluate_checkpoint(out, args.data, split=split) for split in ("valid", "test")}
-    eval_seconds = time.time() - t
-    record = {"valid_bpc": results["valid"]["bpc"], "test_bpc": results["test"]["bpc"],
-              "valid_loss_nats": results["valid"]["loss_nats"], "test_loss_nats": results["test"]["loss_nats"],
-              "eval_batch": 10, "stored_dtype": "float16", "data": str(args.data), "command": args.command,
-              "machine": args.machine, "train_seconds": summary["seconds"]}
-    save_checkpoint(out, state, best["model_config"], best["vocab"], train=summary, eval=record, **meta)
+    state = best["state_dict"]
+    record = save_scored(out, state, best, args.data, dict(command=args.command, machine=args.machine,
+                                                           train_seconds=summary["seconds"]), train=summary, **meta)
+    eval_seconds = record["eval_seconds"]
     report = Path(args.report)
     report.mkdir(parents=True, exist_ok=True)
     with open(report / "curve.csv", "w", newline="") as f:

@@ -91,3 +91,23 @@ def test_sweep_with_retrain(dense, tmp_path):
     bad = run_sweep(grid(["8x8"], [4], [0.5], ["prune"]), str(ckpt), tmp_path / "b", workers=1, show_progress=False,
                     retrain=dict(epochs=1, target=0.6))
     assert "needs --data" in list(bad["failures"].values())[0]["error"]
+
+
+def test_a_compact_packed_checkpoint_loads_to_the_same_weights_and_eval(dense, tmp_path):
+    from sasim.workload.checkpoint import load_raw, save_checkpoint
+    from sasim.workload.packing import compact_packed_state
+
+    data, _ = dense
+    out = prune(dense, tmp_path, "--alpha", 4, "--gamma", 1.0, "--target-sparsity", 0.6, "--epochs", 1)
+    raw = load_raw(out)
+    compact = compact_packed_state(raw["state_dict"])
+    assert "rnns.0.weight_ih_l0" not in compact and "rnns.0.mask_hh" not in compact
+    small = tmp_path / "compact.pt"
+    save_checkpoint(small, compact, raw["model_config"], raw["vocab"], packing=raw["packing"])
+    assert small.stat().st_size < out.stat().st_size / 2
+    full, _ = load_language_model(out)
+    again, _ = load_language_model(small)
+    for a, b in zip(full.rnns, again.rnns):
+        assert torch.equal(a.weight_ih_l0, b.weight_ih_l0) and torch.equal(a.weight_hh_l0, b.weight_hh_l0)
+    assert stored_packings(load_lstm_workload(small)) is not None
+    assert evaluate_checkpoint(small, data, "valid")["bpc"] == evaluate_checkpoint(out, data, "valid")["bpc"]

@@ -182,7 +182,7 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     from sasim.lm.train import batchify, resolve_device
     from sasim.report.json_report import write_json
     from sasim.report.provenance import run_header
-    from sasim.workload.checkpoint import save_checkpoint
+    from sasim.workload.checkpoint import carried_metadata, save_checkpoint
 
     model, raw = load_language_model(weights)
     if raw.get("packing"):
@@ -220,7 +220,7 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
                   gamma=gammas[0] if len(set(gammas)) == 1 else gammas, rule=rule, policy=policy, section=section,
                   row_cap=row_cap, target_sparsity=target, epochs=epochs)
     summary["density"] = density_report(model)
-    meta = {k: v for k, v in raw.items() if k not in ("format", "format_version", "model_config", "vocab", "state_dict")}
+    meta = carried_metadata(raw)
     meta.update(packing=packing_meta(packed, params), prune=summary, **quant_meta)
     state = packed_state(model, packed)
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)

@@ -70,7 +70,7 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
 
 def _save(out, model, raw, weights, cfg, qlayers, qat) -> None:
     from sasim.quant.checkpoint import quantization_meta
-    from sasim.workload.checkpoint import save_checkpoint
+    from sasim.workload.checkpoint import carried_metadata, save_checkpoint
 
     state = model.state_dict()
     if raw.get("packing"):
@@ -82,6 +82,6 @@ def _save(out, model, raw, weights, cfg, qlayers, qat) -> None:
         stored = stored_packings(load_lstm_workload(weights))
         layers = [{"gates": p.gates, **({"proj": p.projection} if p.projection is not None else {})} for p in stored]
         state = packed_state(model, ColumnCombiner.refill(model, layers))
-    meta = {k: v for k, v in raw.items() if k not in ("format", "format_version", "model_config", "vocab", "state_dict")}
+    meta = carried_metadata(raw)
     meta["quantization"] = quantization_meta(cfg, qlayers, qat=qat, source=str(weights))
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)

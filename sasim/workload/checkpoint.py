@@ -77,6 +77,14 @@ def load_raw(path) -> dict:
     return obj
 
 
+def carried_metadata(raw: dict) -> dict:
+    """The metadata a derived checkpoint (packed, pruned, quantized, shipped) keeps from its source: everything
+    but the format, the model config, the vocabulary and the tensors, and but ``eval``, whose scores belong
+    to the source's weights, not the derived ones."""
+    return {k: v for k, v in raw.items()
+            if k not in ("format", "format_version", "model_config", "vocab", "state_dict", "eval")}
+
+
 def save_checkpoint(path, state_dict: dict, model_config: dict, vocab: list, **extra) -> Path:
     """Save a sasim checkpoint (tensors plus plain metadata; loadable with ``weights_only=True``).
 
@@ -131,6 +139,33 @@ def detect_layout(obj: dict) -> str:
     )
 
 
+def _unpack_compact(state: dict, model_config: dict) -> None:
+    """Fill in the dense LSTM matrices a compact packed checkpoint leaves out (it stores each matrix once,
+    in packed form: ``scripts/ship_packed_model.py``) by unpacking them."""
+    if not any(k.endswith(".packed_values") for k in state) or not model_config:
+        return
+    from sasim.combine.packed import PackedMatrix
+    from sasim.lm.model import ModelConfig
+
+    try:
+        sizes = ModelConfig(**model_config).layer_sizes()
+    except TypeError as exc:
+        raise SasimError(f"the checkpoint's model_config is malformed ({exc})") from None
+
+    def unpack(prefix, shape):
+        return torch.from_numpy(PackedMatrix(
+            values=state[f"{prefix}.packed_values"].float().numpy(), select=state[f"{prefix}.packed_select"].numpy(),
+            group_cols=state[f"{prefix}.packed_groups"].numpy().astype("int64"), shape=shape).unpack())
+
+    for i, (inp, hidden, proj) in enumerate(sizes):
+        out = proj or hidden
+        if f"rnns.{i}.weight_ih_l0" not in state and f"rnns.{i}.gates.packed_values" in state:
+            dense = unpack(f"rnns.{i}.gates", (4 * hidden, inp + out))
+            state[f"rnns.{i}.weight_ih_l0"], state[f"rnns.{i}.weight_hh_l0"] = dense[:, :inp], dense[:, inp:]
+        if proj and f"rnns.{i}.weight_hr_l0" not in state and f"rnns.{i}.weight_hr_l0.packed_values" in state:
+            state[f"rnns.{i}.weight_hr_l0"] = unpack(f"rnns.{i}.weight_hr_l0", (proj, hidden))
+
+
 def to_sasim_state_dict(obj: dict) -> tuple[dict, str]:
     """Return ``(state_dict in sasim's naming, layout)`` for any recognised layout.
 
@@ -140,7 +175,9 @@ def to_sasim_state_dict(obj: dict) -> tuple[dict, str]:
     """
     layout = detect_layout(obj)
     if layout == "sasim":
-        return dict(obj["state_dict"]), layout
+        state = dict(obj["state_dict"])
+        _unpack_compact(state, obj.get("model_config") or {})
+        return state, layout
     out = {}
     stacks: dict[tuple[str, int], int] = {}  # (module prefix, torch layer) -> sasim layer, in key order
     for key, value in obj.items():

@@ -12,7 +12,7 @@ from sasim.combine.packed import PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
 from sasim.sim.lstm import LayerPacking
-from sasim.workload.checkpoint import load_raw, save_checkpoint, to_sasim_state_dict
+from sasim.workload.checkpoint import carried_metadata, load_raw, save_checkpoint, to_sasim_state_dict
 from sasim.workload.lstm import LSTMWorkload, layers_from_state_dict
 
 
@@ -111,11 +111,10 @@ def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune",
             tiles = map_matrix(packed, hw).tiles
             report["tensors"][key].update(hw=hw.name, tiles=tiles,
                                           tile_efficiency=packed.nonzeros / (tiles * hw.array.rows * hw.array.cols))
-    meta = {k: v for k, v in raw.items() if k not in ("state_dict", "format", "format_version")} \
-        if layout == "sasim" else {"model_config": {}, "vocab": []}
+    meta = carried_metadata(raw) if layout == "sasim" else {}
     meta["packing"] = report
-    model_config = meta.pop("model_config", {})
-    vocab = meta.pop("vocab", [])
+    model_config = raw.get("model_config", {}) if layout == "sasim" else {}
+    vocab = raw.get("vocab", []) if layout == "sasim" else []
     if Path(out).suffix != ".pt":
         raise SasimError(f"--out must be a .pt file, got {out}")
     save_checkpoint(out, new_state, model_config, vocab, **meta)
@@ -172,3 +171,21 @@ def workload_packings(workload: LSTMWorkload) -> list:
         return stored
     return [LayerPacking(PackedMatrix.from_dense(l.combined), None if l.w_hr is None else PackedMatrix.from_dense(l.w_hr))
             for l in workload.layers]
+
+
+def compact_packed_state(state: dict) -> dict:
+    """A packed checkpoint's tensors with each LSTM matrix stored once, in packed form: the dense matrices that
+    have a packed form and the masks are dropped (loading unpacks them again, bit for bit)."""
+    import re
+
+    packed = {k[: -len(".packed_values")] for k in state if k.endswith(".packed_values")}
+    out = {}
+    for key, value in state.items():
+        m = re.match(r"rnns\.(\d+)\.(weight_ih_l0|weight_hh_l0|weight_hr_l0|mask_ih|mask_hh|mask_hr)$", key)
+        if m:
+            layer, name = m.groups()
+            home = f"rnns.{layer}.gates" if name in ("weight_ih_l0", "weight_hh_l0") else f"rnns.{layer}.weight_hr_l0"
+            if name.startswith("mask") or home in packed:
+                continue
+        out[key] = value
+    return out
