@@ -90,7 +90,8 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
         retrained = str(Path(out_dir) / "points" / f"{point.key}.retrained.pt")
         prune_checkpoint(weights, data, retrained, [point.alpha], [point.gamma], point.rule, point.policy,
                          point.section, None, retrain["target"], retrain["epochs"], None,
-                         retrain.get("max_train_tokens"), "cpu", seed, splits=("valid",), show_progress=False)
+                         retrain.get("max_train_tokens"), "cpu", seed, splits=(), show_progress=False,
+                         validate=False)  # the point is scored below, on the sweep's split
         workload = load_lstm_workload(retrained)
         packings = stored_packings(workload)
     else:
@@ -142,11 +143,12 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
     (out / "points").mkdir(parents=True, exist_ok=True)
     results, failures = {}, {}
     todo = []
+    twins = _gamma0_twins(points)
     for p in points:
         f = out / "points" / f"{p.key}.json"
         if f.is_file():
             results[p.key] = json.loads(f.read_text())
-        else:
+        elif p.key not in twins:
             todo.append(p)
     jobs = [(p, weights, batch, steps, mode, timing, data, split, seed, eval_tokens, retrain, str(out)) for p in todo]
     workers = workers or os.cpu_count() or 1
@@ -175,6 +177,12 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
                         bar.update(1)
         else:
             raise SasimError(f"--engine must be local or dask, got {engine!r}")
+    for p in points:  # gamma 0: the other rules' points are the first rule's, relabelled
+        if p.key in twins and p.key not in results and twins[p.key] in results:
+            results[p.key] = _relabel(results[twins[p.key]], p)
+            (out / "points" / f"{p.key}.json").write_text(json.dumps(results[p.key], indent=1))
+        elif p.key in twins and twins[p.key] in failures:
+            failures[p.key] = {**failures[twins[p.key]], "point": asdict(p)}
     ordered = [results[p.key] for p in points if p.key in results]
     write_csv(ordered, out / "sweep.csv")
     from sasim.report.provenance import run_header
@@ -189,6 +197,24 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
 
         plot_sweep(ordered, out)
     return summary
+
+
+def _gamma0_twins(points: list[SweepPoint]) -> dict:
+    """``{key: twin key}`` for points that need not run: at gamma 0 no conflict is allowed, so there is nothing
+    for a conflict rule to resolve and every rule packs (and retrains) identically; the first rule's point runs."""
+    first, twins = {}, {}
+    for p in points:
+        if p.gamma == 0:
+            k = (p.hw, p.alpha, p.policy, p.section, p.prune_to)
+            if k in first:
+                twins[p.key] = first[k].key
+            else:
+                first[k] = p
+    return twins
+
+
+def _relabel(result: dict, point: SweepPoint) -> dict:
+    return {**result, "point": asdict(point), "same_as": result["point"]["rule"]}
 
 
 def _dask_map(jobs, workers):

@@ -69,3 +69,19 @@ def test_prune_to_magnitude_prunes_before_combining(ckpt, tmp_path):
     assert summary["done"] == 1
     total = [r for r in rows(tmp_path) if r["layer"] == "total"][0]
     assert float(total["prune_to"]) == 0.1
+
+
+def test_gamma_zero_runs_once_for_all_rules(ckpt, tmp_path):
+    points = grid(["8x8"], [4], [0.0, 0.5], ["prune", "spill"])
+    summary = run_sweep(points, ckpt, tmp_path, workers=1, show_progress=False)
+    assert summary["done"] == 4
+    prune0, spill0 = (json.loads((tmp_path / "points" / f"{p.key}.json").read_text()) for p in points[:2])
+    assert spill0["same_as"] == "prune" and spill0["point"]["rule"] == "spill"
+    assert spill0["total"] == prune0["total"]
+    totals = [r for r in rows(tmp_path) if r["layer"] == "total"]
+    assert [r["rule"] for r in totals] == ["prune", "spill", "prune", "spill"]
+    assert "same_as" not in json.loads((tmp_path / "points" / f"{points[3].key}.json").read_text())
+    alone = run_sweep(grid(["8x8"], [4], [0.0], ["spill"]), ckpt, tmp_path / "alone", workers=1, show_progress=False)
+    assert alone["done"] == 1  # run on its own, the spill point really computes the same numbers
+    ran = json.loads(next((tmp_path / "alone" / "points").glob("*.json")).read_text())
+    assert ran["total"] == prune0["total"]

@@ -59,7 +59,7 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     ----------
     model : LSTMLanguageModel
     train_data, valid_data : torch.Tensor
-        Batchified splits.
+        Batchified splits (``valid_data`` None: no per-epoch validation).
     cfg : TrainConfig
         Optimizer settings (lr, clip, bptt, weight decay); ``cfg.epochs`` is ignored for ``epochs``.
     alpha, gamma : int/float or per-layer lists
@@ -113,9 +113,10 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
         with tqdm(total=steps_per_epoch * cfg.bptt * train_data.size(1), desc=f"retrain {epoch + 1}/{epochs}",
                   unit="tok", unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
             loss = train_epoch(model, train_data, cfg, optimizer, bar, step_hook=hook)
-        valid = evaluate_loss(model, valid_data, cfg.bptt)
+        valid = None if valid_data is None else evaluate_loss(model, valid_data, cfg.bptt)
         curve.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "valid_loss": valid, "events_done": state["event"]})
-        log(f"retrain epoch {epoch + 1}: valid {valid / math.log(2):.4f} bpc, {state['event']}/{len(schedule)} events")
+        log(f"retrain epoch {epoch + 1}: train {loss / math.log(2):.4f} bpc"
+            + ("" if valid is None else f", valid {valid / math.log(2):.4f} bpc") + f", {state['event']}/{len(schedule)} events")
     while state["event"] < len(schedule):  # a schedule past the last step (tiny data): finish the events
         state["step"] = schedule[state["event"]]
         hook(model)
@@ -165,12 +166,14 @@ def packing_meta(packed_layers, params: dict) -> dict:
 
 def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", policy="paper", section=256, row_cap=None,
                      target=0.9, epochs=2, events=None, max_train_tokens=None, device="cpu", seed=1,
-                     splits=("valid", "test"), show_progress=True, qat=None, qat_epochs=1) -> dict:
+                     splits=("valid", "test"), show_progress=True, qat=None, qat_epochs=1, validate=True) -> dict:
     """Prune, combine and retrain a dense sasim checkpoint; save the packed checkpoint and its JSON.
 
     With ``qat`` (a :class:`sasim.quant.lstm.QuantConfig`), the retrained model is then fine-tuned
     quantization-aware for ``qat_epochs`` with its masks and groups frozen, and saved as a quantized
     packed checkpoint (scored with its integer arithmetic).
+
+    ``validate`` False skips the per-epoch validation (a sweep scores each point on its own split anyway).
 
     Returns the summary (events, curve, density, and the accuracy on ``splits`` with the saved weights).
     """
@@ -199,7 +202,7 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     corpus = load_corpus(data_dir, level=raw.get("level"))
     ids = encode_with_vocab(corpus, raw["vocab"])
     train_data = batchify(ids["train"], cfg.batch_size, dev)
-    valid_data = batchify(ids["valid"], cfg.eval_batch_size, dev)
+    valid_data = batchify(ids["valid"], cfg.eval_batch_size, dev) if validate else None
     log = print if show_progress else (lambda *_: None)
     packed, summary = prune_combine_retrain(model, train_data, valid_data, cfg, alphas, gammas, rule, policy, section,
                                             target, epochs, events, row_cap, show_progress, log=log)
