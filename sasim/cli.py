@@ -385,7 +385,8 @@ def _cmd_prune(args) -> int:
                               args.row_cap, args.target_sparsity, args.epochs, args.events, args.max_train_tokens,
                               args.device, args.seed, qat=qat, qat_epochs=args.qat_epochs)
     name = "bpc" if "bpc" in result["eval"]["test"] else "ppl"
-    print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f}; "
+    how = f" ({qat.weight_bits}-bit weights, {qat.act_bits}-bit activations, after QAT)" if qat else ""
+    print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f}{how}; "
           f"density {json.dumps({k: round(v, 4) for k, v in result['density'].items()})}; wrote {args.out}")
     return 0
 
