@@ -42,8 +42,11 @@ def _cmd_eval(args) -> int:
 
     result = evaluate_checkpoint(args.weights, args.data, split=args.split, batch_size=args.batch)
     name = "bpc" if "bpc" in result else "ppl"
+    q = result.get("quantization")
+    how = (f"; LSTM layers in fixed point: {q['weight_bits']}-bit weights, {q['act_bits']}-bit activations, "
+           f"{q['acc_bits']}-bit accumulators, vector unit {q['vector_bits'] or 'float32'}" if q else "")
     print(f"{args.split}: {name} {result[name]:.4f}  (loss {result['loss_nats']:.4f} nats/token, "
-          f"{result['tokens']} tokens, batch {args.batch})")
+          f"{result['tokens']} tokens, batch {args.batch}{how})")
     return 0
 
 

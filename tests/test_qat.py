@@ -94,6 +94,9 @@ def test_quantized_checkpoint_eval_equals_the_simulator_on_the_same_tokens(dense
     assert "quantization-aware" in res.stdout and "weight memory" in res.stdout
     printed = float(res.stdout.split("bpc ")[-1].split()[0])
     evaluated = evaluate_checkpoint(out, data, split="valid")
+    shown = subprocess.run([sys.executable, "-m", "sasim.cli", "eval", "--weights", str(out), "--data", str(data),
+                            "--split", "valid"], capture_output=True, text=True, env=ENV)
+    assert f"bpc {evaluated['bpc']:.4f}" in shown.stdout and "6-bit weights" in shown.stdout
     assert evaluated["bpc"] == pytest.approx(printed, abs=1e-4)
     assert evaluated["quantization"]["vector_bits"] == 14
     # the same tokens through the cycle-level simulator's integer arithmetic (one BPTT chunk: no carried state)
