@@ -1,0 +1,193 @@
+"""The PTB-char joint-optimization report (issue 5) from a retraining sweep directory.
+
+    python scripts/report_joint_optimization.py --sweep SWEEP_DIR --dense models/ptb-char-small.pt \\
+        --out reports/joint-optimization-ptb-char --command "sasim sweep ... --retrain ..."
+
+Writes OUT/grid.csv (one row per point, plus the dense model), OUT/pareto.png (32x32 tiles against test bpc,
+the Pareto front marked), OUT/bpc_vs_gamma.png and OUT/table.md (the table of README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from sasim.workload.checkpoint import load_raw  # noqa: E402
+
+FIELDS = ["alpha", "gamma", "rule", "test_bpc", "bpc_change_pct", "density", "pruned_fraction", "magnitude_target",
+          "packing_efficiency", "tiles", "tile_reduction", "latency_us", "utilization", "dense_equivalent_utilization",
+          "retrain_s", "point_s", "same_as", "checkpoint"]
+
+
+def dense_row(dense: str, hw: str) -> dict:
+    from sasim.hw.config import load_hw_config
+    from sasim.sim.lstm import simulate_lstm
+    from sasim.sim.metrics import part_metrics, total_metrics
+    from sasim.workload.lstm import load_lstm_workload
+    from sasim.workload.packing import workload_packings
+
+    hwc = load_hw_config(hw)
+    workload = load_lstm_workload(dense)
+    parts, _, resident = simulate_lstm(workload, workload_packings(workload), hwc, 1, 1, "sasim", "analytic")
+    total = total_metrics(parts, [part_metrics(p, hwc, resident) for p in parts], hwc, 1)
+    bpc = load_raw(dense)["eval"]["test_bpc"]
+    return {"alpha": "dense", "gamma": "", "rule": "", "test_bpc": bpc, "bpc_change_pct": 0.0, "density": 1.0,
+            "pruned_fraction": 0.0, "magnitude_target": 0.0, "packing_efficiency": total["packing_efficiency"],
+            "tiles": total["tiles"], "tile_reduction": 1.0, "latency_us": total["latency_s"] * 1e6,
+            "utilization": total["utilization"], "dense_equivalent_utilization": total["dense_equivalent_utilization"],
+            "retrain_s": 0, "point_s": 0, "same_as": "", "checkpoint": dense}
+
+
+def point_rows(sweep: Path, dense: dict) -> list[dict]:
+    rows = []
+    weights = None
+    for f in sorted((sweep / "points").glob("*.json")):
+        if f.name.endswith(".retrained.json"):
+            continue
+        d = json.loads(f.read_text())
+        if "total" not in d:
+            continue
+        t, p = d["total"], d["point"]
+        ckpt = d.get("retrained_checkpoint")
+        prune = load_raw(ckpt).get("prune", {}) if ckpt and Path(ckpt).is_file() else {}
+        if weights is None:
+            weights = sum(int(np_) for np_ in _dense_weights(ckpt))
+        density = t["nonzeros"] / weights
+        rows.append({"alpha": p["alpha"], "gamma": p["gamma"], "rule": p["rule"], "test_bpc": t["bpc"],
+                     "bpc_change_pct": (t["bpc"] / dense["test_bpc"] - 1) * 100, "density": density,
+                     "pruned_fraction": 1 - density, "magnitude_target": (prune.get("magnitude_target") or [None])[0],
+                     "packing_efficiency": t["packing_efficiency"], "tiles": t["tiles"],
+                     "tile_reduction": dense["tiles"] / t["tiles"], "latency_us": t["latency_s"] * 1e6,
+                     "utilization": t["utilization"], "dense_equivalent_utilization": t["dense_equivalent_utilization"],
+                     "retrain_s": prune.get("seconds", 0), "point_s": d["seconds"], "same_as": d.get("same_as", ""),
+                     "checkpoint": Path(ckpt).name if ckpt else ""})
+    rows.sort(key=lambda r: (r["alpha"], r["gamma"], r["rule"]))
+    return rows
+
+
+def _dense_weights(ckpt):
+    from sasim.workload.lstm import load_lstm_workload
+
+    return [layer.combined.size for layer in load_lstm_workload(ckpt).layers]
+
+
+def pareto(rows: list[dict]) -> list[dict]:
+    """Points no other point beats on both tiles and test bpc."""
+    front = [r for r in rows if not any(o["tiles"] <= r["tiles"] and o["test_bpc"] <= r["test_bpc"]
+                                        and (o["tiles"], o["test_bpc"]) != (r["tiles"], r["test_bpc"]) for o in rows)]
+    return sorted(front, key=lambda r: r["tiles"])
+
+
+def write_page(out: Path, args, dense: dict, rows: list[dict], front: list[dict], table: list[str]) -> None:
+    from sasim.report.provenance import versions
+
+    goal = [r for r in rows if r["tile_reduction"] >= 4]
+    best_goal = min(goal, key=lambda r: r["test_bpc"]) if goal else None
+    within = [r for r in rows if r["bpc_change_pct"] <= 1.0 and r["tile_reduction"] > 1]
+    lines = ["# Joint optimization on PTB-char: prune, combine, retrain (2 x 512 LSTM, 32x32 array)", "",
+             "Regenerate (the sweep writes SWEEP_DIR; this page then comes from it):", "", "```bash", args.command,
+             f"python scripts/report_joint_optimization.py --sweep SWEEP_DIR --dense {args.dense} --hw {args.hw} "
+             f"--out {args.out} --command '...' --notes NOTES.md", "```", "",
+             f"Versions: {json.dumps(versions())}. Raw numbers: [grid.csv](grid.csv) (one row per point, and the dense "
+             "model); the Pareto front: [pareto.json](pareto.json).", "",
+             "**Must-show (at least 4x fewer 32x32 tiles at no more than +1% test bpc): "
+             + ("met" if any(r["tile_reduction"] >= 4 and r["bpc_change_pct"] <= 1 for r in rows) else "not met") + ".** "
+             + (f"Best point with at least 4x fewer tiles: alpha {best_goal['alpha']}, gamma {best_goal['gamma']:g}, "
+                f"rule {best_goal['rule']}: {best_goal['tiles']} tiles ({best_goal['tile_reduction']:.2f}x fewer) at "
+                f"{best_goal['test_bpc']:.4f} test bpc ({best_goal['bpc_change_pct']:+.2f}%)." if best_goal else "")
+             + (" No point with fewer tiles stays within +1%." if not within else ""), "",
+             "`*`: on the Pareto front of tiles against test bpc. Latency and utilization: batch 1, one timestep, "
+             "analytic mode (equal to the cycle-level simulator), sasim timing. Density: nonzero LSTM weights / "
+             "dense LSTM weights. Retrain: the point's `sasim prune` time; point: retraining plus packing, "
+             "simulation and scoring on the whole test split, each point on one core of a 2-core CPU with two points "
+             "running side by side (and, for several, other work beside them: times are upper bounds).", "",
+             *table, ""]
+    if args.notes:
+        lines += [Path(args.notes).read_text(), ""]
+    lines += ["![tiles against test bpc](pareto.png)", "", "![bpc and tiles against gamma](bpc_vs_gamma.png)", ""]
+    (out / "README.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sweep", required=True)
+    ap.add_argument("--dense", required=True)
+    ap.add_argument("--hw", default="hwconfigs/32x32.yaml")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--command", required=True, help="the sweep command that made SWEEP_DIR")
+    ap.add_argument("--notes", help="a markdown file of findings to put under the table")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dense = dense_row(args.dense, args.hw)
+    rows = point_rows(Path(args.sweep), dense)
+    with open(out / "grid.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, FIELDS)
+        w.writeheader()
+        w.writerows([dense] + rows)
+    front = pareto([dense] + rows)
+    table = ["| alpha | gamma | rule | test bpc | change | density | packing eff | 32x32 tiles | fewer tiles "
+             "| latency/token (us) | utilization | dense-eq util | retrain (min) | point (min) |",
+             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in [dense] + rows:
+        star = " *" if r in front else ""
+        table.append(f"| {r['alpha']} | {r['gamma']} | {r['rule']}{' (= ' + r['same_as'] + ')' if r['same_as'] else ''} "
+                     f"| {r['test_bpc']:.4f}{star} | {r['bpc_change_pct']:+.2f}% | {r['density']:.3f} "
+                     f"| {r['packing_efficiency']:.3f} | {r['tiles']} | {r['tile_reduction']:.2f}x | {r['latency_us']:.2f} "
+                     f"| {r['utilization']:.4f} | {r['dense_equivalent_utilization']:.4f} | {r['retrain_s'] / 60:.1f} "
+                     f"| {r['point_s'] / 60:.1f} |")
+    (out / "table.md").write_text("\n".join(table) + "\n")
+    (out / "pareto.json").write_text(json.dumps([{k: r[k] for k in ("alpha", "gamma", "rule", "tiles", "test_bpc")}
+                                                 for r in front], indent=1))
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    markers = {"prune": "o", "spill": "s"}
+    colors = {4: "tab:blue", 8: "tab:orange", 16: "tab:green"}
+    for r in rows:
+        ax.scatter(r["tiles"], r["test_bpc"], marker=markers[r["rule"]], color=colors.get(r["alpha"], "k"), s=40)
+        ax.annotate(f"{r['gamma']:g}", (r["tiles"], r["test_bpc"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.scatter(dense["tiles"], dense["test_bpc"], marker="*", color="k", s=120, label="dense (shipped)")
+    ax.plot([r["tiles"] for r in front], [r["test_bpc"] for r in front], "k--", lw=0.8, label="Pareto front")
+    ax.axhline(dense["test_bpc"] * 1.01, color="red", lw=0.8, ls=":", label="+1% test bpc")
+    ax.axvline(dense["tiles"] / 4, color="purple", lw=0.8, ls=":", label="4x fewer tiles")
+    for a, c in colors.items():
+        ax.scatter([], [], color=c, label=f"alpha {a}")
+    for rule, m in markers.items():
+        ax.scatter([], [], marker=m, color="grey", label=f"rule {rule}")
+    ax.set(xscale="log", xlabel="32x32 tiles per timestep (log)", ylabel="test bpc after retraining",
+           title="PTB-char 2x512 LSTM: tiles against accuracy (labels: gamma)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "pareto.png", dpi=120)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for a in sorted({r["alpha"] for r in rows}):
+        for rule, style in (("prune", "o-"), ("spill", "s--")):
+            sel = sorted((r for r in rows if r["alpha"] == a and r["rule"] == rule), key=lambda r: r["gamma"])
+            if sel:
+                g = [r["gamma"] for r in sel]
+                axes[0].plot(g, [r["test_bpc"] for r in sel], style, color=colors.get(a), label=f"alpha {a}, {rule}")
+                axes[1].plot(g, [r["tiles"] for r in sel], style, color=colors.get(a), label=f"alpha {a}, {rule}")
+    axes[0].axhline(dense["test_bpc"], color="k", lw=0.8, label="dense")
+    axes[1].axhline(dense["tiles"], color="k", lw=0.8, label="dense")
+    axes[0].set(xlabel="gamma", ylabel="test bpc after retraining")
+    axes[1].set(xlabel="gamma", ylabel="32x32 tiles per timestep", yscale="log")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "bpc_vs_gamma.png", dpi=120)
+    write_page(out, args, dense, rows, front, table)
+    print("\n".join(table))
+    print("Pareto front:", json.dumps([(r["alpha"], r["gamma"], r["rule"], r["tiles"], round(r["test_bpc"], 4))
+                                       for r in front]))
+
+
+if __name__ == "__main__":
+    main()
