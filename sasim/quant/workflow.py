@@ -35,7 +35,7 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
     """
     from sasim.lm.corpus import encode_with_vocab, load_corpus
     from sasim.lm.loading import evaluate_model, load_language_model
-    from sasim.quant.lstm import calibration_batch, score_quantized
+    from sasim.quant.lstm import calibrate_lstm, calibration_batch, score_quantized
 
     if qat_epochs < 0:
         raise SasimError(f"--qat-epochs must be 0 or more, got {qat_epochs}")
@@ -45,9 +45,11 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
     if raw.get("quantization"):
         raise SasimError(f"{weights} is already quantized; quantize its float checkpoint instead")
     corpus = load_corpus(data_dir, level=raw.get("level"))
+    # calibrate first: an accumulator that can overflow or NaN in the calibration data is refused before any
+    # evaluation or training is spent
+    qlayers = calibrate_lstm(model, calibration_batch(encode_with_vocab(corpus, raw["vocab"])["train"], calib_tokens), cfg)
     base = evaluate_model(model, raw, data_dir, split, max_tokens=eval_tokens, corpus=corpus)
     qat = None
-    qlayers = None
     if qat_epochs:
         from sasim.lm.presets import train_config_of
         from sasim.lm.train import batchify, resolve_device
