@@ -73,17 +73,14 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     from tqdm.auto import tqdm
 
     from sasim.lm.evaluate import evaluate_loss
-    from sasim.lm.train import train_epoch
+    from sasim.lm.train import epoch_positions, epoch_steps, train_epoch
 
     if not 0 < target < 1:
         raise SasimError(f"--target-sparsity must be in (0, 1), got {target}")
     if epochs < 1:
         raise SasimError(f"--epochs must be at least 1, got {epochs}")
     combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap).prepare()
-    steps_per_epoch = math.ceil((train_data.size(0) - 1) / cfg.bptt)
-    if cfg.max_train_tokens:
-        steps_per_epoch = min(steps_per_epoch, math.ceil(cfg.max_train_tokens / train_data.size(1) / cfg.bptt))
-    total = steps_per_epoch * epochs
+    total = epoch_steps(train_data, cfg) * epochs  # the steps train_epoch will take
     events = events or max(2, 2 * epochs)
     schedule = _event_steps(total, events)
     alphas = combiner.alpha
@@ -110,7 +107,7 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
         lr = cfg.lr * (0.1 if epoch >= max(1, int(0.75 * epochs)) and epochs > 1 else 1.0)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with tqdm(total=steps_per_epoch * cfg.bptt * train_data.size(1), desc=f"retrain {epoch + 1}/{epochs}",
+        with tqdm(total=epoch_positions(train_data, cfg) * train_data.size(1), desc=f"retrain {epoch + 1}/{epochs}",
                   unit="tok", unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
             loss = train_epoch(model, train_data, cfg, optimizer, bar, step_hook=hook)
         valid = None if valid_data is None else evaluate_loss(model, valid_data, cfg.bptt)

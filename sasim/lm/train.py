@@ -53,6 +53,20 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> LSTMLanguageModel:
     return LSTMLanguageModel(mc)
 
 
+def epoch_positions(data: torch.Tensor, cfg: TrainConfig) -> int:
+    """Positions per stream that one training epoch over ``data`` (``(T, B)``) covers: the whole split, or
+    ``cfg.max_train_tokens`` worth of it (at least one BPTT chunk). Its tokens are this times ``B``."""
+    limit = data.size(0) - 1
+    if cfg.max_train_tokens:
+        limit = min(limit, max(cfg.bptt, cfg.max_train_tokens // data.size(1)))
+    return limit
+
+
+def epoch_steps(data: torch.Tensor, cfg: TrainConfig) -> int:
+    """Optimizer steps (BPTT chunks) of one training epoch over ``data``."""
+    return math.ceil(epoch_positions(data, cfg) / cfg.bptt)
+
+
 def train_epoch(model, data: torch.Tensor, cfg: TrainConfig, optimizer, progress=None, step_hook=None) -> float:
     """One pass over ``data`` (``(T, B)``); returns the mean training loss in nats per token.
 
@@ -62,9 +76,7 @@ def train_epoch(model, data: torch.Tensor, cfg: TrainConfig, optimizer, progress
     model.train()
     state = None
     total, count = 0.0, 0
-    limit = data.size(0) - 1
-    if cfg.max_train_tokens:
-        limit = min(limit, max(cfg.bptt, cfg.max_train_tokens // data.size(1)))
+    limit = epoch_positions(data, cfg)
     vocab = model.config.vocab_size
     for start in range(0, limit, cfg.bptt):
         seq = min(cfg.bptt, limit - start)
@@ -122,7 +134,7 @@ def train(corpus: Corpus, cfg: TrainConfig, out, device="cpu", resume: bool = Fa
             torch.set_rng_state(ck["rng"])
     train_data = batchify(corpus.splits["train"], cfg.batch_size, dev)
     valid_data = batchify(corpus.splits["valid"], cfg.eval_batch_size, dev)
-    tokens_per_epoch = (min(train_data.size(0) - 1, cfg.max_train_tokens // cfg.batch_size or 10**12)) * cfg.batch_size
+    tokens_per_epoch = epoch_positions(train_data, cfg) * train_data.size(1)
     for epoch in range(start_epoch, cfg.epochs):
         lr = cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
         for group in optimizer.param_groups:
