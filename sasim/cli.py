@@ -405,6 +405,7 @@ def _quant_config(args, bits: str):
 
 
 def _cmd_quantize(args) -> int:
+    from sasim.quant.lstm import layer_scales
     from sasim.quant.workflow import quantize_checkpoint
     from sasim.report.json_report import write_json
     from sasim.report.provenance import run_header
@@ -436,8 +437,7 @@ def _cmd_quantize(args) -> int:
     if args.json:
         write_json(args.json, run_header(quant=cfg.to_dict(), weights=str(weights), split=split, float32=base,
                                          quantized=quant, qat=scored["qat"], cost=cost, seconds=scored["seconds"],
-                                         scales=[{"input": q.input_scale, "projection": q.projection_scale}
-                                                 for q in scored["layers"]]))
+                                         scales=layer_scales(scored["layers"])))
         print(f"wrote {args.json}")
     return 0
 

@@ -206,12 +206,12 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     quant_meta = {}
     if qat is not None:
         from sasim.quant.checkpoint import quantization_meta
-        from sasim.quant.lstm import calibration_batch
+        from sasim.quant.lstm import calibrate_lstm, calibration_batch, layer_scales
         from sasim.quant.qat import quantization_aware_finetune
 
-        qlayers, qat_summary = quantization_aware_finetune(
-            model, train_data, valid_data, cfg, qat, calibration_batch(ids["train"], 20_000).to(dev),
-            qat_epochs, show_progress=show_progress, log=log)
+        scales = layer_scales(calibrate_lstm(model, calibration_batch(ids["train"], 20_000).to(dev), qat))
+        qlayers, qat_summary = quantization_aware_finetune(model, train_data, valid_data, cfg, qat, scales, qat_epochs,
+                                                           show_progress=show_progress, log=log)
         packed = ColumnCombiner.refill(model, packed)  # the packed values follow the fine-tuned weights
         quant_meta = {"quantization": quantization_meta(qat, qlayers, qat=qat_summary)}
         summary["qat"] = qat_summary
@@ -228,7 +228,8 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     if qat is not None:
         from sasim.quant.checkpoint import evaluate_quantized_checkpoint
 
-        results = {split: evaluate_quantized_checkpoint(saved, saved_raw, data_dir, split) for split in splits}
+        results = {split: evaluate_quantized_checkpoint(saved, saved_raw, data_dir, split, corpus=corpus)
+                   for split in splits}
     else:
         results = {split: evaluate_model(saved, saved_raw, data_dir, split, corpus=corpus) for split in splits}
     name = "bpc" if raw.get("level", corpus.level) == "char" else "ppl"

@@ -31,16 +31,11 @@ def stored_quantization(model, raw: dict):
 
 
 def evaluate_quantized_checkpoint(model, raw: dict, data_dir, split: str = "test", batch_size: int = 10,
-                                  bptt: int = 100) -> dict:
+                                  bptt: int = 100, corpus=None) -> dict:
     """Score a quantized checkpoint with its stored integer arithmetic (as :func:`evaluate_model` does float)."""
-    from sasim.lm.corpus import encode_with_vocab, load_corpus
-    from sasim.lm.evaluate import metrics_from_loss
-    from sasim.lm.train import batchify
-    from sasim.quant.lstm import evaluate_quantized
+    from sasim.quant.lstm import score_quantized
 
     cfg, qlayers = stored_quantization(model, raw)
-    corpus = load_corpus(data_dir, level=raw.get("level"))
-    data = batchify(encode_with_vocab(corpus, raw["vocab"])[split], batch_size)
-    result = metrics_from_loss(evaluate_quantized(model, qlayers, cfg, data, bptt), raw.get("level", corpus.level))
-    result.update(tokens=int((data.size(0) - 1) * data.size(1)), split=split, quantization=cfg.to_dict())
-    return result
+    scored = score_quantized(model, raw, cfg, data_dir, split, qlayers=qlayers, corpus=corpus, batch_size=batch_size,
+                             bptt=bptt)
+    return {**scored["quantized"], "tokens": scored["tokens"], "split": scored["split"], "quantization": cfg.to_dict()}

@@ -268,9 +268,11 @@ def calibration_batch(ids: np.ndarray, tokens: int, length: int = 8) -> torch.Te
 
 
 def score_quantized(model, raw: dict, cfg: QuantConfig, data_dir, split: str = "valid", calib_tokens: int = 20_000,
-                    eval_tokens: int | None = None, compare_float: bool = False, qlayers=None) -> dict:
+                    eval_tokens: int | None = None, compare_float: bool = False, qlayers=None, corpus=None,
+                    batch_size: int = 10, bptt: int = 100) -> dict:
     """Calibrate on the training split's first ``calib_tokens`` and score ``split`` with the quantized LSTM layers
-    (or score the given ``qlayers``, e.g. from quantization-aware training, without calibrating).
+    (or score the given ``qlayers``, e.g. from quantization-aware training or a quantized checkpoint, without
+    calibrating). ``corpus``: the already loaded corpus of ``data_dir``.
 
     Returns ``{"quantized": metrics, "float32": metrics (with compare_float), "tokens", "split", "layers"}``,
     metrics as :func:`sasim.lm.evaluate.metrics_from_loss` gives them, on the same batchified tokens.
@@ -279,15 +281,16 @@ def score_quantized(model, raw: dict, cfg: QuantConfig, data_dir, split: str = "
     from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
     from sasim.lm.train import batchify
 
-    corpus = load_corpus(data_dir, level=raw.get("level"))
+    if corpus is None:
+        corpus = load_corpus(data_dir, level=raw.get("level"))
     ids = encode_with_vocab(corpus, raw["vocab"])
     if qlayers is None:
         qlayers = calibrate_lstm(model, calibration_batch(ids["train"], calib_tokens), cfg)
-    data = batchify(ids[split][:eval_tokens] if eval_tokens else ids[split], 10)
+    data = batchify(ids[split][:eval_tokens] if eval_tokens else ids[split], batch_size)
     level = raw.get("level", corpus.level)
-    result = {"quantized": metrics_from_loss(evaluate_quantized(model, qlayers, cfg, data), level),
+    result = {"quantized": metrics_from_loss(evaluate_quantized(model, qlayers, cfg, data, bptt), level),
               "tokens": int((data.size(0) - 1) * data.size(1)),
               "split": split + (f"[:{eval_tokens}]" if eval_tokens else ""), "layers": qlayers}
     if compare_float:
-        result["float32"] = metrics_from_loss(evaluate_loss(model, data, 100), level)
+        result["float32"] = metrics_from_loss(evaluate_loss(model, data, bptt), level)
     return result

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from sasim.quant.lstm import QuantConfig, calibrate_lstm, layer_scales, lstm_cell_update, quantize_lstm
+from sasim.quant.lstm import QuantConfig, lstm_cell_update, quantize_lstm
 from sasim.quant.quantize import qmax
 
 
@@ -86,9 +86,9 @@ def disable_fake_quant(model) -> None:
 
 
 def quantization_aware_finetune(model, train_data: torch.Tensor, valid_data: torch.Tensor, train_cfg, cfg: QuantConfig,
-                                calibration: torch.Tensor, epochs: int, lr: float | None = None,
+                                scales: list[dict], epochs: int, lr: float | None = None,
                                 show_progress: bool = True, log=print) -> tuple[list, dict]:
-    """Calibrate, then fine-tune ``model`` in place with the array's rounding in the forward pass.
+    """Fine-tune ``model`` in place with the array's rounding in the forward pass.
 
     Parameters
     ----------
@@ -97,9 +97,9 @@ def quantization_aware_finetune(model, train_data: torch.Tensor, valid_data: tor
         per-epoch validation (the caller scores the result anyway).
     cfg : QuantConfig
         Widths (and vector-unit precision) to train for.
-    calibration : torch.Tensor
-        Calibration tokens ``(T, B)`` (:func:`sasim.quant.lstm.calibration_batch`); the activation scales
-        are derived once, before training, and kept.
+    scales : list of dict
+        The activation scales, as calibration derived them (:func:`sasim.quant.lstm.layer_scales` of
+        :func:`sasim.quant.lstm.calibrate_lstm`'s layers); training keeps them, and so does the result.
     epochs : int
     lr : float, optional
         Adam learning rate (default: a tenth of ``train_cfg.lr``: fine-tuning).
@@ -114,7 +114,6 @@ def quantization_aware_finetune(model, train_data: torch.Tensor, valid_data: tor
     from sasim.lm.evaluate import evaluate_loss
     from sasim.lm.train import epoch_positions, train_epoch
 
-    scales = layer_scales(calibrate_lstm(model, calibration, cfg))
     lr = train_cfg.lr * 0.1 if lr is None else lr
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=train_cfg.weight_decay)
     curve = []

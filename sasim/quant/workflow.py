@@ -45,25 +45,26 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
     if raw.get("quantization"):
         raise SasimError(f"{weights} is already quantized; quantize its float checkpoint instead")
     corpus = load_corpus(data_dir, level=raw.get("level"))
+    train_ids = encode_with_vocab(corpus, raw["vocab"])["train"]
     # calibrate first: an accumulator that can overflow or NaN in the calibration data is refused before any
-    # evaluation or training is spent
-    qlayers = calibrate_lstm(model, calibration_batch(encode_with_vocab(corpus, raw["vocab"])["train"], calib_tokens), cfg)
+    # evaluation or training is spent; QAT trains with these scales
+    qlayers = calibrate_lstm(model, calibration_batch(train_ids, calib_tokens), cfg)
     base = evaluate_model(model, raw, data_dir, split, max_tokens=eval_tokens, corpus=corpus)
     qat = None
     if qat_epochs:
         from sasim.lm.presets import train_config_of
         from sasim.lm.train import batchify, resolve_device
+        from sasim.quant.lstm import layer_scales
         from sasim.quant.qat import quantization_aware_finetune
 
         train_cfg = train_config_of(raw, seed, max_train_tokens)
         dev = resolve_device(device)
         model.to(dev)
-        ids = encode_with_vocab(corpus, raw["vocab"])
         qlayers, qat = quantization_aware_finetune(
-            model, batchify(ids["train"], train_cfg.batch_size, dev), None, train_cfg, cfg, calibration_batch(ids["train"], calib_tokens).to(dev), qat_epochs, qat_lr,
-            show_progress=show_progress, log=print if show_progress else (lambda *_: None))
+            model, batchify(train_ids, train_cfg.batch_size, dev), None, train_cfg, cfg, layer_scales(qlayers), qat_epochs,
+            qat_lr, show_progress=show_progress, log=print if show_progress else (lambda *_: None))
         model.cpu().eval()
-    scored = score_quantized(model, raw, cfg, data_dir, split, calib_tokens, eval_tokens, qlayers=qlayers)
+    scored = score_quantized(model, raw, cfg, data_dir, split, calib_tokens, eval_tokens, qlayers=qlayers, corpus=corpus)
     scored.update(float32=base, qat=qat, seconds=time.time() - t0)
     if out is not None:
         _save(out, model, raw, weights, cfg, scored["layers"], qat)
