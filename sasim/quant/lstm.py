@@ -92,12 +92,12 @@ def calibrate_lstm(model, tokens: torch.Tensor, cfg: QuantConfig) -> list[Quanti
     for rnn in model.rnns:
         out, _ = rnn(x, None)
         h_prev = torch.cat([torch.zeros_like(out[:1]), out[:-1]])
-        stacked = torch.cat([x, h_prev], dim=2).double().numpy()
+        stacked = torch.cat([x, h_prev], dim=2).double().cpu().numpy()
         scale = {"input": calibrate_scale(stacked, cfg.act_bits, cfg.calibration, cfg.percentile), "projection": None}
         if rnn.proj_size:
             # h before the projection: recompute the cell outputs of this pass
             h_cells = _cell_outputs(rnn, x)
-            scale["projection"] = calibrate_scale(h_cells.numpy(), cfg.act_bits, cfg.calibration, cfg.percentile)
+            scale["projection"] = calibrate_scale(h_cells.cpu().numpy(), cfg.act_bits, cfg.calibration, cfg.percentile)
         scales.append(scale)
         x = out
     return quantize_lstm(model, cfg, scales)
@@ -113,10 +113,10 @@ def quantize_lstm(model, cfg: QuantConfig, scales: list[dict]) -> list[Quantized
     layers = []
     for rnn, scale in zip(model.rnns, scales):
         weights = rnn.effective_weights()
-        gates = quantize_weights(torch.cat(weights[:2], 1).double().numpy(), cfg.weight_bits)
+        gates = quantize_weights(torch.cat(weights[:2], 1).double().cpu().numpy(), cfg.weight_bits)
         layer = QuantizedLayer(gates, float(scale["input"]))
         if rnn.proj_size:
-            layer.projection = quantize_weights(weights[4].double().numpy(), cfg.weight_bits)
+            layer.projection = quantize_weights(weights[4].double().cpu().numpy(), cfg.weight_bits)
             layer.projection_scale = float(scale["projection"])
         for q in (layer.gates, layer.projection):
             if q is not None and worst_case_acc_bits(q, cfg.act_bits) > cfg.acc_bits:
