@@ -28,15 +28,9 @@ FIELDS = ["alpha", "gamma", "rule", "test_bpc", "bpc_change_pct", "density", "pr
 
 def dense_row(dense: str, hw: str) -> dict:
     from sasim.hw.config import load_hw_config
-    from sasim.sim.lstm import simulate_lstm
-    from sasim.sim.metrics import part_metrics, total_metrics
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import workload_packings
+    from sasim.sim.lstm import simulate_checkpoint
 
-    hwc = load_hw_config(hw)
-    workload = load_lstm_workload(dense)
-    parts, _, resident = simulate_lstm(workload, workload_packings(workload), hwc, 1, 1, "sasim", "analytic")
-    total = total_metrics(parts, [part_metrics(p, hwc, resident) for p in parts], hwc, 1)
+    _, total, _ = simulate_checkpoint(dense, load_hw_config(hw), batch=1, steps=1)  # as the sweep points ran
     bpc = load_raw(dense)["eval"]["test_bpc"]
     return {"alpha": "dense", "gamma": "", "rule": "", "test_bpc": bpc, "bpc_change_pct": 0.0, "density": 1.0,
             "pruned_fraction": 0.0, "magnitude_target": 0.0, "packing_efficiency": total["packing_efficiency"],

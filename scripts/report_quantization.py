@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from sasim.hw.config import load_hw_config  # noqa: E402
-from sasim.quant.cost import quantized_cost  # noqa: E402
+from sasim.quant.cost import checkpoint_cost, quantized_cost  # noqa: E402
 from sasim.quant.lstm import QuantConfig  # noqa: E402
 from sasim.quant.workflow import quantize_checkpoint  # noqa: E402
 from sasim.report.json_report import write_json  # noqa: E402
@@ -69,7 +69,7 @@ def run(args) -> None:
             write_json(control, run_header(model=name, weights=path, split=args.split, tokens=args.qat_tokens,
                                            finetuned=result, seconds=time.time() - t0))
             print(f"{name} float32 fine-tuned on {args.qat_tokens:,} tokens (control): {result['bpc']:.4f}", flush=True)
-        float_cost = {f"batch{b}": _float_cost(path, hw, b) for b in (1, 64)}
+        float_cost = {f"batch{b}": checkpoint_cost(path, hw, b) for b in (1, 64)}  # the config as shipped
         write_json(out / f"{name}_float32.json", run_header(model=name, weights=path, cost=float_cost))
 
 
@@ -92,20 +92,6 @@ def float_finetune(path, data, split, tokens, seed) -> dict:
     train_epoch(model, train, cfg, optimizer)
     model.eval()
     return evaluate_model(model, raw, data, split, corpus=corpus)
-
-
-def _float_cost(path, hw, batch):
-    """The float32 bit-parallel config as given, for reference."""
-    from sasim.sim.lstm import simulate_lstm
-    from sasim.sim.metrics import _cells, part_metrics, total_metrics
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import workload_packings
-
-    workload = load_lstm_workload(path)
-    parts, _, resident = simulate_lstm(workload, workload_packings(workload), hw, batch, 100, "sasim", "analytic")
-    total = total_metrics(parts, [part_metrics(p, hw, resident) for p in parts], hw, 100)
-    return {"weight_memory_bytes": sum(_cells(p) * p.cell_bytes for p in parts), "tiles": total["tiles"],
-            "cycles_per_step": total["cycles_per_step"], "energy_per_token_j": total["energy_j"] / (batch * 100)}
 
 
 COLUMNS = ["model", "bits", "training", "float32_bpc", "bpc", "change_pct", "weight_memory_mib", "select_mib",

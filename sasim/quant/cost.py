@@ -24,11 +24,10 @@ def fixed_point_config(hw: HardwareConfig, weight_bits: int, act_bits: int, acc_
     return validate_hw_dict(data, source=f"{hw.name} at {weight_bits}/{act_bits}/{acc_bits} bits ({mode})")
 
 
-def quantized_cost(weights, hw: HardwareConfig, weight_bits: int, act_bits: int, acc_bits: int = 32,
-                   mode: str = "bit_serial", batch: int = 1, steps: int = 100) -> dict:
-    """Cost per token of checkpoint ``weights`` at these widths, over ``steps`` timesteps of ``batch`` streams
-    (weights read from DRAM once per run when they fit in the weight SRAM, so per-token figures depend on
-    ``steps``; 100 is one BPTT chunk).
+def checkpoint_cost(weights, hw: HardwareConfig, batch: int = 1, steps: int = 100) -> dict:
+    """Cost per token of checkpoint ``weights`` on ``hw`` as configured, over ``steps`` timesteps of ``batch``
+    streams (weights read from DRAM once per run when they fit in the weight SRAM, so per-token figures depend
+    on ``steps``; 100 is one BPTT chunk).
 
     Returns
     -------
@@ -37,25 +36,28 @@ def quantized_cost(weights, hw: HardwareConfig, weight_bits: int, act_bits: int,
         matrices holds a ``weight_bits`` value and, in groups of more than one column, its select index),
         ``tiles``, ``cycles_per_step`` (every stream advances one token per step), ``latency_per_step_s``,
         ``sram_bytes_per_token``, ``dram_bytes_per_token``, ``energy_per_token_j`` (per token of one stream),
-        ``weights_resident``, the widths, ``batch``, ``steps`` and ``hw``.
+        ``weights_resident``, ``batch``, ``steps`` and ``hw`` (its name).
     """
-    from sasim.sim.lstm import simulate_lstm
-    from sasim.sim.metrics import _cells, part_metrics, total_metrics
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import workload_packings
+    from sasim.sim.lstm import simulate_checkpoint
+    from sasim.sim.metrics import _cells
 
-    fx = fixed_point_config(hw, weight_bits, act_bits, acc_bits, mode)
-    workload = load_lstm_workload(weights)
-    parts, _, resident = simulate_lstm(workload, workload_packings(workload), fx, batch, steps, "sasim", "analytic")
-    total = total_metrics(parts, [part_metrics(p, fx, resident) for p in parts], fx, steps)
+    parts, total, resident = simulate_checkpoint(weights, hw, batch, steps)
     tokens = batch * steps
-    values = sum(_cells(p) * weight_bits / 8 for p in parts)
+    values = sum(_cells(p) * hw.arithmetic.weight_bits / 8 for p in parts)
     memory = sum(_cells(p) * p.cell_bytes for p in parts)
     return {
-        "weight_bits": weight_bits, "act_bits": act_bits, "acc_bits": acc_bits, "mode": mode, "hw": fx.name,
-        "weight_memory_bytes": memory, "weight_value_bytes": values, "select_bytes": memory - values,
+        "hw": hw.name, "weight_memory_bytes": memory, "weight_value_bytes": values, "select_bytes": memory - values,
         "batch": batch, "steps": steps, "tiles": total["tiles"], "cycles_per_step": total["cycles_per_step"],
         "latency_per_step_s": total["latency_per_step_s"], "sram_bytes_per_token": total["sram_bytes"] / tokens,
         "dram_bytes_per_token": total["dram_bytes"] / tokens, "energy_per_token_j": total["energy_j"] / tokens,
         "weights_resident": resident,
     }
+
+
+def quantized_cost(weights, hw: HardwareConfig, weight_bits: int, act_bits: int, acc_bits: int = 32,
+                   mode: str = "bit_serial", batch: int = 1, steps: int = 100) -> dict:
+    """:func:`checkpoint_cost` on ``hw`` made fixed point at these widths (:func:`fixed_point_config`),
+    with the widths and ``mode`` added to the result."""
+    fx = fixed_point_config(hw, weight_bits, act_bits, acc_bits, mode)
+    return {"weight_bits": weight_bits, "act_bits": act_bits, "acc_bits": acc_bits, "mode": mode,
+            **checkpoint_cost(weights, fx, batch, steps)}

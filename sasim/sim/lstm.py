@@ -116,3 +116,15 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
                 cell_bytes=hw.cell_bytes(matrix.max_group_size),
             ))
     return parts, outputs, resident
+
+
+def simulate_checkpoint(weights, hw: HardwareConfig, batch: int = 1, steps: int = 1, timing: str = "sasim"):
+    """Analytic run of a checkpoint's LSTM layers as the array holds them (its stored packed form, or dense):
+    ``(parts, total metrics, weights_resident)``."""
+    from sasim.sim.metrics import part_metrics, total_metrics
+    from sasim.workload.lstm import load_lstm_workload
+    from sasim.workload.packing import workload_packings
+
+    workload = load_lstm_workload(weights)
+    parts, _, resident = simulate_lstm(workload, workload_packings(workload), hw, batch, steps, timing, "analytic")
+    return parts, total_metrics(parts, [part_metrics(p, hw, resident) for p in parts], hw, steps), resident
