@@ -94,7 +94,6 @@ class ColumnCombiner:
                 weight.mul_(getattr(rnn, f"mask_{kind}"))
         return self.refill(self.model, self.packed)
 
-
     @staticmethod
     @torch.no_grad()
     def refill(model, packed_layers: list[dict]) -> list[dict]:

@@ -144,8 +144,8 @@ def _unpack_compact(state: dict, model_config: dict) -> None:
     in packed form: ``scripts/ship_packed_model.py``) by unpacking them."""
     if not any(k.endswith(".packed_values") for k in state) or not model_config:
         return
-    from sasim.combine.packed import PackedMatrix
     from sasim.lm.model import ModelConfig
+    from sasim.workload.packing import stored_packed  # (packing imports this module)
 
     try:
         sizes = ModelConfig(**model_config).layer_sizes()
@@ -153,9 +153,7 @@ def _unpack_compact(state: dict, model_config: dict) -> None:
         raise SasimError(f"the checkpoint's model_config is malformed ({exc})") from None
 
     def unpack(prefix, shape):
-        return torch.from_numpy(PackedMatrix(
-            values=state[f"{prefix}.packed_values"].float().numpy(), select=state[f"{prefix}.packed_select"].numpy(),
-            group_cols=state[f"{prefix}.packed_groups"].numpy().astype("int64"), shape=shape).unpack())
+        return torch.from_numpy(stored_packed(state, prefix, shape).unpack())
 
     for i, (inp, hidden, proj) in enumerate(sizes):
         out = proj or hidden

@@ -121,7 +121,7 @@ def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune",
     return report
 
 
-def _stored(state: dict, prefix: str, shape: tuple) -> PackedMatrix | None:
+def stored_packed(state: dict, prefix: str, shape: tuple) -> PackedMatrix | None:
     """The packed form saved under ``prefix`` (values, select indices, groups), or None if there is none."""
     if f"{prefix}.packed_values" not in state:
         return None
@@ -143,14 +143,14 @@ def stored_packings(workload: LSTMWorkload) -> list[LayerPacking] | None:
     state = workload.raw["state_dict"]
     out = []
     for i, layer in enumerate(workload.layers):
-        packed = _stored(state, f"rnns.{i}.gates", layer.combined.shape)
+        packed = stored_packed(state, f"rnns.{i}.gates", layer.combined.shape)
         if packed is None:
             return None if i == 0 else _inconsistent(workload, f"layer {i} has no packed form")
         packed.stats = {"nonzeros_before": workload.raw.get("packing", {}).get("tensors", {})
                         .get(f"rnns.{i}.gates", {}).get("nonzeros_before", packed.nonzeros)}
         if not np.array_equal(packed.unpack(), layer.combined):
             _inconsistent(workload, f"layer {i}'s packed form does not unpack to its weights")
-        proj = None if layer.w_hr is None else _stored(state, f"rnns.{i}.weight_hr_l0", layer.w_hr.shape)
+        proj = None if layer.w_hr is None else stored_packed(state, f"rnns.{i}.weight_hr_l0", layer.w_hr.shape)
         if proj is not None:
             proj.stats = {"nonzeros_before": proj.nonzeros}
         out.append(LayerPacking(packed, proj))
@@ -163,9 +163,6 @@ def _inconsistent(workload, why):
 
 def workload_packings(workload: LSTMWorkload) -> list:
     """The packing the array holds for a checkpoint: its stored packed form, or every matrix dense."""
-    from sasim.combine.packed import PackedMatrix
-    from sasim.sim.lstm import LayerPacking
-
     stored = stored_packings(workload)
     if stored is not None:
         return stored
