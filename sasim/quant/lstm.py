@@ -131,16 +131,17 @@ def layer_scales(qlayers: list[QuantizedLayer]) -> list[dict]:
     return [{"input": q.input_scale, "projection": q.projection_scale} for q in qlayers]
 
 
+_FLOAT_VECTOR_UNIT = QuantConfig()  # vector_bits 0: the float32 cell update
+
+
 def _cell_outputs(rnn, x):
+    """The cell outputs ``h`` before the projection, in float32, for calibrating the projection's input."""
     w = rnn.effective_weights()
     h = x.new_zeros(x.size(1), rnn.output_size)
     c = x.new_zeros(x.size(1), rnn.hidden_size)
     cells = []
     for t in range(x.size(0)):
-        g = x[t] @ w[0].T + h @ w[1].T + w[2] + w[3]
-        i, f, gg, o = g.chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
-        hc = torch.sigmoid(o) * torch.tanh(c)
+        hc, c = lstm_cell_update(x[t] @ w[0].T + h @ w[1].T + w[2] + w[3], c, _FLOAT_VECTOR_UNIT)
         cells.append(hc)
         h = hc @ w[4].T
     return torch.stack(cells)
