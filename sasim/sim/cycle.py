@@ -61,23 +61,28 @@ def simulate_cycles(packed: PackedMatrix, x: np.ndarray | None, tm: TileMap, M: 
         Outputs ``(M, N)`` float32, as the array's accumulator holds them.
     counts : MatmulCounts
     """
-    if timing not in TIMINGS:
-        raise SasimError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
-    if M <= 0:
-        raise SasimError(f"the batch M must be positive, got {M}")
-    k = packed.shape[1]
+    if compute_values and x is None:
+        raise SasimError("compute_values needs the inputs x")
+    x = np.ascontiguousarray(x, dtype=np.float32) if compute_values else None
+    _check_run(packed, x, M, timing)
     if compute_values:
-        if x is None:
-            raise SasimError("compute_values needs the inputs x")
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.shape != (M, k):
-            raise SasimError(f"inputs have shape {x.shape}, expected ({M}, {k})")
         if not np.isfinite(x).all():
             raise SasimError("inputs hold NaN or Inf values")
     else:
         x = np.zeros((1, 1), dtype=np.float32)
     y, counts, _ = _run(packed, x, np.float32, tm, M, timing, compute_values)
     return y, counts
+
+
+def _check_run(packed: PackedMatrix, x: np.ndarray | None, M: int, timing: str) -> None:
+    """The checks both public entry points make: a known timing, a positive batch, ``(M, K)`` inputs."""
+    if timing not in TIMINGS:
+        raise SasimError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
+    if M <= 0:
+        raise SasimError(f"the batch M must be positive, got {M}")
+    k = packed.shape[1]
+    if x is not None and x.shape != (M, k):
+        raise SasimError(f"inputs have shape {x.shape}, expected ({M}, {k})")
 
 
 def _run(packed: PackedMatrix, x: np.ndarray, out_dtype, tm: TileMap, M: int, timing: str, compute_values: bool,
@@ -131,10 +136,6 @@ def simulate_fixed_point(packed: PackedMatrix, x: np.ndarray, tm: TileMap, M: in
         raise SasimError("fixed-point simulation needs integer inputs (quantize them first)")
     if not 2 <= acc_bits <= 62:
         raise SasimError(f"acc_bits must be in 2..62 for the integer simulator, got {acc_bits}")
-    if timing not in TIMINGS:
-        raise SasimError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
-    k = packed.shape[1]
-    if x.shape != (M, k):
-        raise SasimError(f"inputs have shape {x.shape}, expected ({M}, {k})")
+    _check_run(packed, x, M, timing)
     x = np.ascontiguousarray(x, dtype=np.int64)
     return _run(packed, x, np.int64, tm, M, timing, True, (1 << (acc_bits - 1)) - 1, saturate)
