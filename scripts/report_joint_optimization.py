@@ -5,6 +5,10 @@
 
 Writes OUT/grid.csv (one row per point, plus the dense model), OUT/pareto.png (32x32 tiles against test bpc,
 the Pareto front marked), OUT/bpc_vs_gamma.png and OUT/table.md (the table of README.md).
+
+``--run LABEL=CHECKPOINT`` (repeatable) adds single ``sasim prune`` runs outside the grid (longer retraining,
+other settings): each is simulated on the same array, listed in OUT/runs.csv and its own table, drawn on
+pareto.png, and counted in the Pareto front and the must-show.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from sasim.workload.checkpoint import load_raw  # noqa: E402
 
-FIELDS = ["alpha", "gamma", "rule", "test_bpc", "bpc_change_pct", "density", "pruned_fraction", "magnitude_target",
+FIELDS = ["label", "alpha", "gamma", "rule", "target_sparsity", "events", "retrain_tokens", "test_bpc", "bpc_change_pct", "density", "pruned_fraction", "magnitude_target",
           "packing_efficiency", "tiles", "tile_reduction", "latency_us", "utilization", "dense_equivalent_utilization",
           "retrain_s", "point_s", "same_as", "checkpoint"]
 
@@ -32,7 +36,8 @@ def dense_row(dense: str, hw: str) -> dict:
 
     _, total, _ = simulate_checkpoint(dense, load_hw_config(hw), batch=1, steps=1)  # as the sweep points ran
     bpc = load_raw(dense)["eval"]["test_bpc"]
-    return {"alpha": "dense", "gamma": "", "rule": "", "test_bpc": bpc, "bpc_change_pct": 0.0, "density": 1.0,
+    return {"label": "dense", "alpha": "dense", "gamma": "", "rule": "", "target_sparsity": "", "events": "",
+            "retrain_tokens": 0, "test_bpc": bpc, "bpc_change_pct": 0.0, "density": 1.0,
             "pruned_fraction": 0.0, "magnitude_target": 0.0, "packing_efficiency": total["packing_efficiency"],
             "tiles": total["tiles"], "tile_reduction": 1.0, "latency_us": total["latency_s"] * 1e6,
             "utilization": total["utilization"], "dense_equivalent_utilization": total["dense_equivalent_utilization"],
@@ -41,7 +46,6 @@ def dense_row(dense: str, hw: str) -> dict:
 
 def point_rows(sweep: Path, dense: dict) -> list[dict]:
     rows = []
-    weights = None
     for f in sorted((sweep / "points").glob("*.json")):
         if f.name.endswith(".retrained.json"):
             continue
@@ -50,26 +54,68 @@ def point_rows(sweep: Path, dense: dict) -> list[dict]:
             continue
         t, p = d["total"], d["point"]
         ckpt = d.get("retrained_checkpoint")
-        prune = load_raw(ckpt).get("prune", {}) if ckpt and Path(ckpt).is_file() else {}
-        if weights is None:
-            weights = sum(int(np_) for np_ in _dense_weights(ckpt))
-        density = t["nonzeros"] / weights
-        rows.append({"alpha": p["alpha"], "gamma": p["gamma"], "rule": p["rule"], "test_bpc": t["bpc"],
-                     "bpc_change_pct": (t["bpc"] / dense["test_bpc"] - 1) * 100, "density": density,
-                     "pruned_fraction": 1 - density, "magnitude_target": (prune.get("magnitude_target") or [None])[0],
-                     "packing_efficiency": t["packing_efficiency"], "tiles": t["tiles"],
-                     "tile_reduction": dense["tiles"] / t["tiles"], "latency_us": t["latency_s"] * 1e6,
-                     "utilization": t["utilization"], "dense_equivalent_utilization": t["dense_equivalent_utilization"],
-                     "retrain_s": prune.get("seconds", 0), "point_s": d["seconds"], "same_as": d.get("same_as", ""),
-                     "checkpoint": Path(ckpt).name if ckpt else ""})
+        raw = load_raw(ckpt) if ckpt and Path(ckpt).is_file() else {}
+        row = _row(p, t, raw, dense, _dense_weights(ckpt))
+        row.update(label=f"grid a{p['alpha']} g{p['gamma']:g} {p['rule']}", point_s=d["seconds"],
+                   same_as=d.get("same_as", ""), checkpoint=Path(ckpt).name if ckpt else "")
+        rows.append(row)
     rows.sort(key=lambda r: (r["alpha"], r["gamma"], r["rule"]))
     return rows
 
 
-def _dense_weights(ckpt):
+def _row(point: dict, total: dict, raw: dict, dense: dict, dense_weights: int) -> dict:
+    """One table row from a point's packing parameters, its simulated totals and its checkpoint's metadata."""
+    density = total["nonzeros"] / dense_weights
+    prune = raw.get("prune", {})
+    return {"alpha": point["alpha"], "gamma": point["gamma"], "rule": point["rule"],
+            "target_sparsity": point.get("target_sparsity", raw.get("packing", {}).get("packing", {}).get("target_sparsity", "")), "events": len(prune.get("schedule", [])) or "",
+            "retrain_tokens": _retrain_tokens(raw),
+            "test_bpc": total["bpc"], "bpc_change_pct": (total["bpc"] / dense["test_bpc"] - 1) * 100,
+            "density": density, "pruned_fraction": 1 - density,
+            "magnitude_target": (prune.get("magnitude_target") or [None])[0],
+            "packing_efficiency": total["packing_efficiency"], "tiles": total["tiles"],
+            "tile_reduction": dense["tiles"] / total["tiles"], "latency_us": total["latency_s"] * 1e6,
+            "utilization": total["utilization"], "dense_equivalent_utilization": total["dense_equivalent_utilization"],
+            "retrain_s": prune.get("seconds", 0), "point_s": prune.get("seconds", 0), "same_as": "", "checkpoint": ""}
+
+
+def run_rows(specs: list[str], dense: dict, hw: str) -> list[dict]:
+    """Rows for single ``sasim prune`` checkpoints given as ``LABEL=CHECKPOINT``: simulated on ``hw`` as the grid
+    points were (batch 1, one timestep, analytic); test bpc as ``sasim prune`` scored the saved weights."""
+    from sasim.hw.config import load_hw_config
+    from sasim.sim.lstm import simulate_checkpoint
+
+    rows = []
+    for spec in specs:
+        label, _, ckpt = spec.partition("=")
+        if not ckpt or not Path(ckpt).is_file():
+            raise SystemExit(f"--run takes LABEL=CHECKPOINT with an existing file, got {spec!r}")
+        raw = load_raw(ckpt)
+        prune, params = raw.get("prune"), (raw.get("packing") or {}).get("packing")
+        if not prune or not params or "test" not in prune.get("eval", {}):
+            raise SystemExit(f"{ckpt} is not a scored `sasim prune` checkpoint (no prune summary with a test bpc)")
+        _, total, _ = simulate_checkpoint(ckpt, load_hw_config(hw), batch=1, steps=1)
+        total = {**total, "bpc": prune["eval"]["test"]}
+        row = _row(params, total, raw, dense, _dense_weights(ckpt))
+        row.update(label=label, checkpoint=Path(ckpt).name)
+        rows.append(row)
+    return rows
+
+
+def _retrain_tokens(raw: dict) -> int:
+    """Training tokens of a ``sasim prune`` run: recorded, or its optimizer steps times one BPTT chunk of the
+    batch (the last chunk of an epoch may be shorter: an upper bound by less than one chunk per epoch)."""
+    prune = raw.get("prune", {})
+    if "tokens" in prune:
+        return prune["tokens"]
+    cfg = raw.get("train", {}).get("train_config", {})
+    return prune.get("steps", 0) * cfg.get("bptt", 0) * cfg.get("batch_size", 0)
+
+
+def _dense_weights(ckpt) -> int:
     from sasim.workload.lstm import load_lstm_workload
 
-    return [layer.combined.size for layer in load_lstm_workload(ckpt).layers]
+    return sum(layer.combined.size for layer in load_lstm_workload(ckpt).layers)
 
 
 def pareto(rows: list[dict]) -> list[dict]:
@@ -79,34 +125,60 @@ def pareto(rows: list[dict]) -> list[dict]:
     return sorted(front, key=lambda r: r["tiles"])
 
 
-def write_page(out: Path, args, dense: dict, rows: list[dict], front: list[dict], table: list[str]) -> None:
+def _must_show(rows: list[dict]) -> list[str]:
+    goal = [r for r in rows if r["tile_reduction"] >= 4]
+    best = min(goal, key=lambda r: r["test_bpc"]) if goal else None
+    met = [r for r in goal if r["bpc_change_pct"] <= 1]
+    line = "**Must-show (at least 4x fewer 32x32 tiles at no more than +1% test bpc): " + ("met" if met else "not met") + ".**"
+    if best:
+        line += (f" Best point with at least 4x fewer tiles: {best['label']} (alpha {best['alpha']}, gamma {best['gamma']}, "
+                 f"rule {best['rule']}): {best['tiles']} tiles ({best['tile_reduction']:.2f}x fewer) at "
+                 f"{best['test_bpc']:.4f} test bpc ({best['bpc_change_pct']:+.2f}%).")
+    return [line, ""]
+
+
+def write_page(out: Path, args, rows: list[dict], runs: list[dict], table: list[str], run_table: list[str]) -> None:
     from sasim.report.provenance import versions
 
-    goal = [r for r in rows if r["tile_reduction"] >= 4]
-    best_goal = min(goal, key=lambda r: r["test_bpc"]) if goal else None
-    within = [r for r in rows if r["bpc_change_pct"] <= 1.0 and r["tile_reduction"] > 1]
+    run_args = "".join(f" --run {spec}" for spec in args.run)
     lines = ["# Joint optimization on PTB-char: prune, combine, retrain (2 x 512 LSTM, 32x32 array)", "",
              "Regenerate (the sweep writes SWEEP_DIR; this page then comes from it):", "", "```bash", args.command,
              f"python scripts/report_joint_optimization.py --sweep SWEEP_DIR --dense {args.dense} --hw {args.hw} "
-             f"--out {args.out} --command '...' --notes NOTES.md", "```", "",
-             f"Versions: {json.dumps(versions())}. Raw numbers: [grid.csv](grid.csv) (one row per point, and the dense "
-             "model); the Pareto front: [pareto.json](pareto.json).", "",
-             "**Must-show (at least 4x fewer 32x32 tiles at no more than +1% test bpc): "
-             + ("met" if any(r["tile_reduction"] >= 4 and r["bpc_change_pct"] <= 1 for r in rows) else "not met") + ".** "
-             + (f"Best point with at least 4x fewer tiles: alpha {best_goal['alpha']}, gamma {best_goal['gamma']:g}, "
-                f"rule {best_goal['rule']}: {best_goal['tiles']} tiles ({best_goal['tile_reduction']:.2f}x fewer) at "
-                f"{best_goal['test_bpc']:.4f} test bpc ({best_goal['bpc_change_pct']:+.2f}%)." if best_goal else "")
-             + (" No point with fewer tiles stays within +1%." if not within else ""), "",
-             "`*`: on the Pareto front of tiles against test bpc. Latency and utilization: batch 1, one timestep, "
-             "analytic mode (equal to the cycle-level simulator), sasim timing. Density: nonzero LSTM weights / "
-             "dense LSTM weights. Retrain: the point's `sasim prune` time; point: retraining plus packing, "
-             "simulation and scoring on the whole test split, each point on one core of a 2-core CPU with two points "
-             "running side by side (and, for several, other work beside them: times are upper bounds).", "",
-             *table, ""]
+             f"--out {args.out}{run_args} --command '...' --notes NOTES.md", "```", "",
+             f"Versions: {json.dumps(versions())}. Raw numbers: [grid.csv](grid.csv) (one row per grid point, and the "
+             "dense model)" + (", [runs.csv](runs.csv) (the longer runs)" if runs else "")
+             + "; the Pareto front: [pareto.json](pareto.json).", "",
+             *_must_show(rows + runs),
+             "`*`: on the Pareto front of tiles against test bpc (over the grid and the longer runs). Latency and "
+             "utilization: batch 1, one timestep, analytic mode (equal to the cycle-level simulator), sasim timing. "
+             "Density: nonzero LSTM weights / dense LSTM weights. Retrain: the point's `sasim prune` time; point: "
+             "retraining plus packing, simulation and scoring on the whole test split, each point on one core of a "
+             "2-core CPU with two points running side by side (and, for several, other work beside them: times are "
+             "upper bounds).", ""]
+    if runs:
+        lines += ["## Longer retraining runs", "",
+                  "Single `sasim prune` runs beyond the grid's budget (commands in the notes below), simulated the "
+                  "same way; tokens: retraining tokens.", "", *run_table, "", "## The grid (1.8M retraining tokens "
+                  "per point)", ""]
+    lines += [*table, ""]
     if args.notes:
         lines += [Path(args.notes).read_text(), ""]
     lines += ["![tiles against test bpc](pareto.png)", "", "![bpc and tiles against gamma](bpc_vs_gamma.png)", ""]
     (out / "README.md").write_text("\n".join(lines))
+
+
+def _table_line(r: dict, front: list[dict], first: str) -> str:
+    star = " *" if r in front else ""
+    return (f"| {first} | {r['test_bpc']:.4f}{star} | {r['bpc_change_pct']:+.2f}% | {r['density']:.3f} "
+            f"| {r['packing_efficiency']:.3f} | {r['tiles']} | {r['tile_reduction']:.2f}x | {r['latency_us']:.2f} "
+            f"| {r['utilization']:.4f} | {r['dense_equivalent_utilization']:.4f} | {r['retrain_s'] / 60:.1f} ")
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, FIELDS)
+        w.writeheader()
+        w.writerows(rows)
 
 
 def main() -> None:
@@ -117,28 +189,32 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--command", required=True, help="the sweep command that made SWEEP_DIR")
     ap.add_argument("--notes", help="a markdown file of findings to put under the table")
+    ap.add_argument("--run", action="append", default=[], metavar="LABEL=CHECKPOINT",
+                    help="a single `sasim prune` checkpoint to add (repeatable)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dense = dense_row(args.dense, args.hw)
     rows = point_rows(Path(args.sweep), dense)
-    with open(out / "grid.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, FIELDS)
-        w.writeheader()
-        w.writerows([dense] + rows)
-    front = pareto([dense] + rows)
-    table = ["| alpha | gamma | rule | test bpc | change | density | packing eff | 32x32 tiles | fewer tiles "
-             "| latency/token (us) | utilization | dense-eq util | retrain (min) | point (min) |",
-             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    runs = run_rows(args.run, dense, args.hw)
+    _write_csv(out / "grid.csv", [dense] + rows)
+    if runs:
+        _write_csv(out / "runs.csv", [dense] + runs)
+    front = pareto([dense] + rows + runs)
+    head = ("| test bpc | change | density | packing eff | 32x32 tiles | fewer tiles | latency/token (us) | utilization "
+            "| dense-eq util | retrain (min) |")
+    table = ["| alpha | gamma | rule " + head + " point (min) |", "| ---: | ---: | --- " + "| ---: " * 11 + "|"]
     for r in [dense] + rows:
-        star = " *" if r in front else ""
-        table.append(f"| {r['alpha']} | {r['gamma']} | {r['rule']}{' (= ' + r['same_as'] + ')' if r['same_as'] else ''} "
-                     f"| {r['test_bpc']:.4f}{star} | {r['bpc_change_pct']:+.2f}% | {r['density']:.3f} "
-                     f"| {r['packing_efficiency']:.3f} | {r['tiles']} | {r['tile_reduction']:.2f}x | {r['latency_us']:.2f} "
-                     f"| {r['utilization']:.4f} | {r['dense_equivalent_utilization']:.4f} | {r['retrain_s'] / 60:.1f} "
-                     f"| {r['point_s'] / 60:.1f} |")
+        rule = r["rule"] + (f" (= {r['same_as']})" if r["same_as"] else "")
+        table.append(_table_line(r, front, f"{r['alpha']} | {r['gamma']} | {rule}") + f"| {r['point_s'] / 60:.1f} |")
+    run_table = ["| run | alpha | gamma | rule | target | events | tokens " + head,
+                 "| --- | ---: | ---: | --- | ---: | ---: | ---: " + "| ---: " * 10 + "|"]
+    for r in runs:
+        run_table.append(_table_line(r, front, f"{r['label']} | {r['alpha']} | {r['gamma']} | {r['rule']} "
+                                                f"| {r['target_sparsity']} | {r['events']} "
+                                                f"| {r['retrain_tokens'] / 1e6:.1f}M") + "|")
     (out / "table.md").write_text("\n".join(table) + "\n")
-    (out / "pareto.json").write_text(json.dumps([{k: r[k] for k in ("alpha", "gamma", "rule", "tiles", "test_bpc")}
+    (out / "pareto.json").write_text(json.dumps([{k: r[k] for k in ("label", "alpha", "gamma", "rule", "tiles", "test_bpc")}
                                                  for r in front], indent=1))
     fig, ax = plt.subplots(figsize=(7.5, 5))
     markers = {"prune": "o", "spill": "s"}
@@ -146,6 +222,10 @@ def main() -> None:
     for r in rows:
         ax.scatter(r["tiles"], r["test_bpc"], marker=markers[r["rule"]], color=colors.get(r["alpha"], "k"), s=40)
         ax.annotate(f"{r['gamma']:g}", (r["tiles"], r["test_bpc"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for r in runs:
+        ax.scatter(r["tiles"], r["test_bpc"], marker="D", facecolor="none", edgecolor="k", s=45)
+        ax.annotate(f"{r['label']} ({r['retrain_tokens'] / 1e6:.0f}M tok)", (r["tiles"], r["test_bpc"]), fontsize=7,
+                    xytext=(4, -3), textcoords="offset points")
     ax.scatter(dense["tiles"], dense["test_bpc"], marker="*", color="k", s=120, label="dense (shipped)")
     ax.plot([r["tiles"] for r in front], [r["test_bpc"] for r in front], "k--", lw=0.8, label="Pareto front")
     ax.axhline(dense["test_bpc"] * 1.01, color="red", lw=0.8, ls=":", label="+1% test bpc")
@@ -153,7 +233,9 @@ def main() -> None:
     for a, c in colors.items():
         ax.scatter([], [], color=c, label=f"alpha {a}")
     for rule, m in markers.items():
-        ax.scatter([], [], marker=m, color="grey", label=f"rule {rule}")
+        ax.scatter([], [], marker=m, color="grey", label=f"rule {rule} (grid, 1.8M tok)")
+    if runs:
+        ax.scatter([], [], marker="D", facecolor="none", edgecolor="k", label="longer runs")
     ax.set(xscale="log", xlabel="32x32 tiles per timestep (log)", ylabel="test bpc after retraining",
            title="PTB-char 2x512 LSTM: tiles against accuracy (labels: gamma)")
     ax.grid(alpha=0.3)
@@ -170,17 +252,16 @@ def main() -> None:
                 axes[1].plot(g, [r["tiles"] for r in sel], style, color=colors.get(a), label=f"alpha {a}, {rule}")
     axes[0].axhline(dense["test_bpc"], color="k", lw=0.8, label="dense")
     axes[1].axhline(dense["tiles"], color="k", lw=0.8, label="dense")
-    axes[0].set(xlabel="gamma", ylabel="test bpc after retraining")
+    axes[0].set(xlabel="gamma", ylabel="test bpc after retraining (grid)")
     axes[1].set(xlabel="gamma", ylabel="32x32 tiles per timestep", yscale="log")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "bpc_vs_gamma.png", dpi=120)
-    write_page(out, args, dense, rows, front, table)
-    print("\n".join(table))
-    print("Pareto front:", json.dumps([(r["alpha"], r["gamma"], r["rule"], r["tiles"], round(r["test_bpc"], 4))
-                                       for r in front]))
+    write_page(out, args, rows, runs, table, run_table)
+    print("\n".join(run_table + [""] + table))
+    print("Pareto front:", json.dumps([(r["label"], r["tiles"], round(r["test_bpc"], 4)) for r in front]))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ def test_prune_packs_and_packed_eval_equals_dense_eval(dense, tmp_path):
     assert all(s >= 0.8 * (1 - 1 / 4) - 0.02 for s in sparsity)  # magnitude target reached, combining adds more
     events = raw["prune"]["events"]
     assert len(events) == 4 and events[-1]["magnitude_sparsity"][0] == pytest.approx(0.6)
+    from sasim.lm.corpus import load_corpus
+
+    train_tokens = len(load_corpus(data).splits["train"])  # batch 8: each stream trains on all its positions but the last
+    assert raw["prune"]["tokens"] == 2 * (train_tokens // 8 - 1) * 8  # the retraining budget, two epochs
     wl = load_lstm_workload(out)
     packs = stored_packings(wl)  # the packed form unpacks exactly to the model's weights (checked inside)
     assert packs is not None and all(p.gates.max_group_size <= 4 for p in packs)

@@ -119,7 +119,8 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
         hook(model)
     packed = combiner.squash()
     summary = {"events": history, "curve": curve, "seconds": time.time() - t0, "schedule": schedule,
-               "magnitude_target": magnitude_target, "steps": total}
+               "magnitude_target": magnitude_target, "steps": total,
+               "tokens": epoch_positions(train_data, cfg) * train_data.size(1) * epochs}
     return packed, summary
 
 
