@@ -382,6 +382,11 @@ def _cmd_prune(args) -> int:
     gammas = _csv_list(str(args.gamma), float, "--gamma")
     if args.mux_fanin and max(alphas) > args.mux_fanin:
         raise SasimError(f"alpha {max(alphas)} exceeds --mux-fanin {args.mux_fanin}")
+    if args.dry_run:
+        return _prune_dry_run(args, alphas, gammas)
+    if not args.data or not args.out:
+        raise SasimError("sasim prune needs --data (the corpus to retrain on) and --out (the packed checkpoint to "
+                         "write); or --dry-run to rehearse the pruning events without training")
     qat = _quant_config(args, args.qat_bits) if args.qat_bits else None
     result = prune_checkpoint(resolve_weights(args.weights), args.data, args.out, alphas, gammas,
                               args.rule or "prune", args.policy or "paper", 256 if args.section is None else args.section,
@@ -391,6 +396,43 @@ def _cmd_prune(args) -> int:
     how = f" ({qat.weight_bits}-bit weights, {qat.act_bits}-bit activations, after QAT)" if qat else ""
     print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f}{how}; "
           f"density {json.dumps({k: round(v, 4) for k, v in result['density'].items()})}; wrote {args.out}")
+    return 0
+
+
+def _prune_dry_run(args, alphas: list, gammas: list) -> int:
+    """``sasim prune --dry-run``: the pruning events on the dense weights without training, and their tiles."""
+    import numpy as np
+
+    from sasim.combine.packed import PackedMatrix
+    from sasim.hw.config import load_hw_config
+    from sasim.lm.loading import load_language_model
+    from sasim.lm.prune import density_report, rehearse_pruning
+    from sasim.sim.mapping import map_matrix
+
+    hw = load_hw_config(args.hw)
+    model, raw = load_language_model(resolve_weights(args.weights))
+    if raw.get("packing"):
+        raise SasimError(f"{args.weights} is already packed; rehearse from the dense checkpoint")
+    n = len(model.rnns)
+    alphas, gammas = (alphas * n if len(alphas) == 1 else alphas), (gammas * n if len(gammas) == 1 else gammas)
+    if len(alphas) != n or len(gammas) != n:
+        raise SasimError(f"--alpha and --gamma take one value or one per layer ({n} layers)")
+    events = args.events or max(2, 2 * args.epochs)
+    packed, _ = rehearse_pruning(model, alphas, gammas, args.rule or "prune", args.policy or "paper",
+                                 256 if args.section is None else args.section, args.target_sparsity, events, args.row_cap)
+    density = density_report(model)
+    print(f"dry run: {events} pruning events on {args.weights}, no training (a real run ends near this; "
+          f"retraining moves the weights between events). Tiles on the {hw.array.rows}x{hw.array.cols} array of "
+          f"{args.hw}:")
+    total = dense = 0
+    for i, layer in enumerate(packed):
+        for key, p in layer.items():
+            tiles, full = map_matrix(p, hw).tiles, map_matrix(PackedMatrix.from_dense(np.ones(p.shape, np.float32)), hw).tiles
+            total, dense = total + tiles, dense + full
+            what = f"density {density[f'layer{i}']:.3f}, " if key == "gates" else ""
+            print(f"  layer {i} {key}: {p.shape[0]} x {p.shape[1]} -> {p.num_groups} groups, {what}"
+                  f"{tiles} tiles (dense {full})")
+    print(f"total: {total} tiles against {dense} dense ({dense / max(total, 1):.2f}x fewer)")
     return 0
 
 
@@ -587,7 +629,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prune", help="prune, column-combine and retrain a language model (joint optimization)")
     p.add_argument("--weights", required=True, help="dense sasim checkpoint")
-    p.add_argument("--data", required=True, help="corpus the model was trained on")
+    p.add_argument("--data", help="corpus the model was trained on (required unless --dry-run)")
     p.add_argument("--alpha", required=True, help="columns per group (one value, or one per layer: 8,8)")
     p.add_argument("--gamma", required=True, help="conflict budget (one value, or one per layer)")
     p.add_argument("--rule", choices=["prune", "spill"])
@@ -607,7 +649,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "quantized packed checkpoint")
     p.add_argument("--qat-epochs", dest="qat_epochs", type=int, default=1, help="epochs of that fine-tuning (default 1)")
     _add_quant_flags(p)
-    p.add_argument("--out", required=True, help="packed checkpoint to write")
+    p.add_argument("--out", help="packed checkpoint to write (required unless --dry-run)")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="rehearse the pruning events on the dense weights without training and print the groups, "
+                        "density and tiles a run ends near (seconds; to choose settings for a tile budget)")
+    p.add_argument("--hw", default="32x32", help="array for --dry-run's tile counts (path or shipped name; default 32x32)")
     p.set_defaults(func=_cmd_prune)
 
     p = sub.add_parser("quantize", help="post-training fixed-point quantization of the LSTM layers, scored")

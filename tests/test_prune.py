@@ -115,3 +115,40 @@ def test_a_compact_packed_checkpoint_loads_to_the_same_weights_and_eval(dense, t
         assert torch.equal(a.weight_ih_l0, b.weight_ih_l0) and torch.equal(a.weight_hh_l0, b.weight_hh_l0)
     assert stored_packings(load_lstm_workload(small)) is not None
     assert evaluate_checkpoint(small, data, "valid")["bpc"] == evaluate_checkpoint(out, data, "valid")["bpc"]
+
+
+def test_rehearsal_equals_a_run_that_does_not_learn(dense):
+    """The dry run's events are the real run's events: with a learning rate of zero the masks and groups match."""
+    import copy
+
+    from sasim.lm.corpus import encode_with_vocab, load_corpus
+    from sasim.lm.presets import train_config_of
+    from sasim.lm.prune import prune_combine_retrain, rehearse_pruning
+    from sasim.lm.train import batchify
+
+    data, ckpt = dense
+    model, raw = load_language_model(ckpt)
+    cfg = train_config_of(raw, 1, None)
+    cfg.lr = 0.0
+    train = batchify(encode_with_vocab(load_corpus(data), raw["vocab"])["train"], cfg.batch_size)
+    still = copy.deepcopy(model)
+    ran, _ = prune_combine_retrain(still, train, None, cfg, [4, 2], [1.0, 0.5], target=0.8, epochs=2, events=3,
+                                   show_progress=False)
+    rehearsed, records = rehearse_pruning(model, [4, 2], [1.0, 0.5], target=0.8, events=3)
+    assert [r["event"] for r in records] == [1, 2, 3]
+    for a, b in zip(ran, rehearsed):
+        assert a["gates"].num_groups == b["gates"].num_groups
+        assert (a["gates"].group_cols == b["gates"].group_cols).all()
+        assert (a["gates"].unpack() == b["gates"].unpack()).all()
+    assert any(p["gates"].num_groups < p["gates"].shape[1] for p in rehearsed)  # columns really were combined
+
+
+def test_prune_dry_run_prints_tiles_and_needs_no_data(dense):
+    _, ckpt = dense
+    run = lambda *flags: subprocess.run([sys.executable, "-m", "sasim.cli", "prune", "--weights", str(ckpt), *flags],
+                                        capture_output=True, text=True)
+    res = run("--alpha", "4", "--gamma", "1", "--target-sparsity", "0.8", "--events", "2", "--hw", "8x8", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "layer 1 gates" in res.stdout and "tiles against" in res.stdout
+    res = run("--alpha", "4", "--gamma", "1")
+    assert res.returncode == 2 and "--data" in res.stderr and "--dry-run" in res.stderr

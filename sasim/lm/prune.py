@@ -50,6 +50,35 @@ def magnitude_prune_masks(rnns, sparsities) -> None:
                 m.mul_(((w.abs() * m) >= threshold).to(m.dtype))
 
 
+def _pruning_event(model, combiner: ColumnCombiner, magnitude_target: list[float], frac: float) -> dict:
+    """One pruning event: magnitude-prune each layer to ``frac`` of its target, then regroup and combine-prune."""
+    magnitude_prune_masks(model.rnns, [goal * frac for goal in magnitude_target])
+    stats = combiner.step()
+    return {"magnitude_sparsity": [g * frac for g in magnitude_target],
+            "pruned_fraction": {k: v["pruned_fraction"] for k, v in stats.items()},
+            "groups": {k: v["groups"] for k, v in stats.items()}}
+
+
+def rehearse_pruning(model, alpha, gamma, rule="prune", policy="paper", section=256, target=0.9, events=2,
+                     row_cap=None) -> tuple[list, list]:
+    """Run the pruning events of :func:`prune_combine_retrain` on ``model`` in place, with no training between
+    them; return ``(packed layers, event records)``.
+
+    It shows, in seconds, the groups and density a retraining run with these settings ends near (retraining
+    moves the weights between events, so the real run's groups differ a little; with a learning rate of zero
+    they are the same). Use it to choose alpha, gamma and the target for a tile budget before training.
+    """
+    if not 0 < target < 1:
+        raise SasimError(f"--target-sparsity must be in (0, 1), got {target}")
+    if events < 1:
+        raise SasimError(f"--events must be at least 1, got {events}")
+    combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap).prepare()
+    magnitude_target = [target * (1 - 1 / a) for a in combiner.alpha]
+    records = [{"event": i, **_pruning_event(model, combiner, magnitude_target, i / events)}
+               for i in range(1, events + 1)]
+    return combiner.squash(), records
+
+
 def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule="prune", policy="paper",
                           section=256, target=0.9, epochs=2, events=None, row_cap=None, show_progress=True,
                           log=print) -> tuple[list, dict]:
@@ -92,13 +121,8 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     def hook(_model):
         if state["event"] < len(schedule) and state["step"] == schedule[state["event"]]:
             state["event"] += 1
-            frac = state["event"] / len(schedule)
-            magnitude_prune_masks(model.rnns, [goal * frac for goal in magnitude_target])
-            stats = combiner.step()
-            history.append({"step": state["step"], "event": state["event"],
-                            "magnitude_sparsity": [g * frac for g in magnitude_target],
-                            "pruned_fraction": {k: v["pruned_fraction"] for k, v in stats.items()},
-                            "groups": {k: v["groups"] for k, v in stats.items()}})
+            record = _pruning_event(model, combiner, magnitude_target, state["event"] / len(schedule))
+            history.append({"step": state["step"], "event": state["event"], **record})
         state["step"] += 1
 
     curve = []
