@@ -401,13 +401,9 @@ def _cmd_prune(args) -> int:
 
 def _prune_dry_run(args, alphas: list, gammas: list) -> int:
     """``sasim prune --dry-run``: the pruning events on the dense weights without training, and their tiles."""
-    import numpy as np
-
-    from sasim.combine.packed import PackedMatrix
     from sasim.hw.config import load_hw_config
     from sasim.lm.loading import load_language_model
-    from sasim.lm.prune import density_report, rehearse_pruning
-    from sasim.sim.mapping import map_matrix
+    from sasim.lm.prune import plan_pruning
 
     hw = load_hw_config(args.hw)
     model, raw = load_language_model(resolve_weights(args.weights))
@@ -418,21 +414,16 @@ def _prune_dry_run(args, alphas: list, gammas: list) -> int:
     if len(alphas) != n or len(gammas) != n:
         raise SasimError(f"--alpha and --gamma take one value or one per layer ({n} layers)")
     events = args.events or max(2, 2 * args.epochs)
-    packed, _ = rehearse_pruning(model, alphas, gammas, args.rule or "prune", args.policy or "paper",
-                                 256 if args.section is None else args.section, args.target_sparsity, events, args.row_cap)
-    density = density_report(model)
+    plan = plan_pruning(model, hw, alphas, gammas, args.rule or "prune", args.policy or "paper",
+                        256 if args.section is None else args.section, args.target_sparsity, events, args.row_cap)
     print(f"dry run: {events} pruning events on {args.weights}, no training (a real run ends near this; "
           f"retraining moves the weights between events). Tiles on the {hw.array.rows}x{hw.array.cols} array of "
           f"{args.hw}:")
-    total = dense = 0
-    for i, layer in enumerate(packed):
-        for key, p in layer.items():
-            tiles, full = map_matrix(p, hw).tiles, map_matrix(PackedMatrix.from_dense(np.ones(p.shape, np.float32)), hw).tiles
-            total, dense = total + tiles, dense + full
-            what = f"density {density[f'layer{i}']:.3f}, " if key == "gates" else ""
-            print(f"  layer {i} {key}: {p.shape[0]} x {p.shape[1]} -> {p.num_groups} groups, {what}"
-                  f"{tiles} tiles (dense {full})")
-    print(f"total: {total} tiles against {dense} dense ({dense / max(total, 1):.2f}x fewer)")
+    for r in plan["layers"]:
+        print(f"  layer {r['layer']} {r['matrix']}: {r['shape'][0]} x {r['shape'][1]} -> {r['groups']} groups, "
+              f"density {r['density']:.3f}, {r['tiles']} tiles (dense {r['dense_tiles']})")
+    print(f"total: {plan['tiles']} tiles against {plan['dense_tiles']} dense "
+          f"({plan['dense_tiles'] / max(plan['tiles'], 1):.2f}x fewer), density {plan['density']:.3f}")
     return 0
 
 

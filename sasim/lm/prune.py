@@ -79,6 +79,31 @@ def rehearse_pruning(model, alpha, gamma, rule="prune", policy="paper", section=
     return combiner.squash(), records
 
 
+def plan_pruning(model, hw, alpha, gamma, rule="prune", policy="paper", section=256, target=0.9, events=2,
+                 row_cap=None) -> dict:
+    """Rehearse the pruning events on ``model`` (in place, see :func:`rehearse_pruning`) and count the tiles of
+    the result on ``hw``'s array.
+
+    Returns ``{"layers": [{"layer", "matrix", "shape", "groups", "density", "tiles", "dense_tiles"}, ...],
+    "tiles", "dense_tiles", "density", "events"}`` (density: nonzero fraction of all LSTM weights).
+    """
+    from sasim.combine.packed import PackedMatrix
+    from sasim.sim.mapping import map_matrix
+
+    packed, records = rehearse_pruning(model, alpha, gamma, rule, policy, section, target, events, row_cap)
+    density = density_report(model)
+    layers, nonzeros, weights = [], 0, 0
+    for i, layer in enumerate(packed):
+        for key, p in layer.items():
+            dense = map_matrix(PackedMatrix.from_dense(np.ones(p.shape, np.float32)), hw).tiles
+            layers.append({"layer": i, "matrix": key, "shape": list(p.shape), "groups": p.num_groups,
+                           "density": density[f"layer{i}"] if key == "gates" else p.nonzeros / (p.shape[0] * p.shape[1]),
+                           "tiles": map_matrix(p, hw).tiles, "dense_tiles": dense})
+            nonzeros, weights = nonzeros + p.nonzeros, weights + p.shape[0] * p.shape[1]
+    return {"layers": layers, "tiles": sum(r["tiles"] for r in layers), "events": records,
+            "dense_tiles": sum(r["dense_tiles"] for r in layers), "density": nonzeros / weights}
+
+
 def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule="prune", policy="paper",
                           section=256, target=0.9, epochs=2, events=None, row_cap=None, show_progress=True,
                           log=print) -> tuple[list, dict]:
