@@ -35,13 +35,14 @@ def dense_row(dense: str, hw: str) -> dict:
     from sasim.sim.lstm import simulate_checkpoint
 
     _, total, _ = simulate_checkpoint(dense, load_hw_config(hw), batch=1, steps=1)  # as the sweep points ran
-    bpc = load_raw(dense)["eval"]["test_bpc"]
+    evaluated = load_raw(dense)["eval"]
+    bpc = evaluated["test_bpc"]
     return {"label": "dense", "alpha": "dense", "gamma": "", "rule": "", "target_sparsity": "", "events": "",
             "retrain_tokens": 0, "test_bpc": bpc, "bpc_change_pct": 0.0, "density": 1.0,
             "pruned_fraction": 0.0, "magnitude_target": 0.0, "packing_efficiency": total["packing_efficiency"],
             "tiles": total["tiles"], "tile_reduction": 1.0, "latency_us": total["latency_s"] * 1e6,
             "utilization": total["utilization"], "dense_equivalent_utilization": total["dense_equivalent_utilization"],
-            "retrain_s": 0, "point_s": 0, "same_as": "", "checkpoint": dense}
+            "retrain_s": 0, "point_s": 0, "same_as": "", "checkpoint": dense, "valid_bpc": evaluated["valid_bpc"]}
 
 
 def point_rows(sweep: Path, dense: dict) -> list[dict]:
@@ -97,7 +98,7 @@ def run_rows(specs: list[str], dense: dict, hw: str) -> list[dict]:
         _, total, _ = simulate_checkpoint(ckpt, load_hw_config(hw), batch=1, steps=1)
         total = {**total, "bpc": prune["eval"]["test"]}
         row = _row(params, total, raw, dense, _dense_weights(ckpt))
-        row.update(label=label, checkpoint=Path(ckpt).name)
+        row.update(label=label, checkpoint=Path(ckpt).name, _curve=prune.get("curve", []))
         rows.append(row)
     return rows
 
@@ -163,7 +164,10 @@ def write_page(out: Path, args, rows: list[dict], runs: list[dict], table: list[
     lines += [*table, ""]
     if args.notes:
         lines += [Path(args.notes).read_text(), ""]
-    lines += ["![tiles against test bpc](pareto.png)", "", "![bpc and tiles against gamma](bpc_vs_gamma.png)", ""]
+    lines += ["![tiles against test bpc](pareto.png)", ""]
+    if runs:
+        lines += ["![validation bpc during the longer runs](retraining.png)", ""]
+    lines += ["![bpc and tiles against gamma](bpc_vs_gamma.png)", ""]
     (out / "README.md").write_text("\n".join(lines))
 
 
@@ -174,9 +178,31 @@ def _table_line(r: dict, front: list[dict], first: str) -> str:
             f"| {r['utilization']:.4f} | {r['dense_equivalent_utilization']:.4f} | {r['retrain_s'] / 60:.1f} ")
 
 
+def _plot_retraining(runs: list[dict], dense: dict, path: Path) -> None:
+    """Validation bpc after each retraining epoch of the longer runs, against retraining tokens."""
+    import math
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for r in runs:
+        curve = r["_curve"]
+        if not curve or curve[0].get("valid_loss") is None:
+            continue
+        per_epoch = r["retrain_tokens"] / len(curve)
+        ax.plot([c["epoch"] * per_epoch / 1e6 for c in curve], [c["valid_loss"] / math.log(2) for c in curve], "o-",
+                ms=3, label=f"{r['label']} ({r['tiles']} tiles)")
+    ax.axhline(dense["valid_bpc"], color="k", lw=0.8, label="dense (shipped), valid")
+    ax.axhline(dense["valid_bpc"] * 1.01, color="red", lw=0.8, ls=":", label="+1%")
+    ax.set(xlabel="retraining tokens (millions)", ylabel="valid bpc after the epoch",
+           title="Retraining: validation bpc per epoch (masks frozen after the last event)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, FIELDS)
+        w = csv.DictWriter(fh, FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
 
@@ -259,6 +285,8 @@ def main() -> None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "bpc_vs_gamma.png", dpi=120)
+    if runs:
+        _plot_retraining(runs, dense, out / "retraining.png")
     write_page(out, args, rows, runs, table, run_table)
     print("\n".join(run_table + [""] + table))
     print("Pareto front:", json.dumps([(r["label"], r["tiles"], round(r["test_bpc"], 4)) for r in front]))
