@@ -399,6 +399,17 @@ def _cmd_prune(args) -> int:
     return 0
 
 
+def _cmd_finetune(args) -> int:
+    from sasim.lm.finetune import finetune_packed
+
+    result = finetune_packed(resolve_weights(args.weights), args.data, args.out, args.epochs, args.lr,
+                             args.max_train_tokens, args.device, args.seed)
+    name = "bpc" if "bpc" in result["eval"]["test"] else "ppl"
+    print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f} after "
+          f"{args.epochs} epoch(s) at lr {result['lr']:g}, masks and groups frozen; wrote {args.out}")
+    return 0
+
+
 def _prune_dry_run(args, alphas: list, gammas: list) -> int:
     """``sasim prune --dry-run``: the pruning events on the dense weights without training, and their tiles."""
     from sasim.hw.config import load_hw_config
@@ -646,6 +657,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "density and tiles a run ends near (seconds; to choose settings for a tile budget)")
     p.add_argument("--hw", default="32x32", help="array for --dry-run's tile counts (path or shipped name; default 32x32)")
     p.set_defaults(func=_cmd_prune)
+
+    p = sub.add_parser("finetune", help="continue retraining a packed checkpoint with its masks and groups frozen")
+    p.add_argument("--weights", required=True, help="packed sasim checkpoint (sasim prune / sasim combine)")
+    p.add_argument("--data", required=True, help="corpus the model was trained on")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: a tenth of the model's training rate)")
+    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per epoch")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True, help="packed checkpoint to write")
+    p.set_defaults(func=_cmd_finetune)
 
     p = sub.add_parser("quantize", help="post-training fixed-point quantization of the LSTM layers, scored")
     p.add_argument("--weights", default=default_weights())

@@ -77,7 +77,8 @@ def _row(point: dict, total: dict, raw: dict, dense: dict, dense_weights: int) -
             "packing_efficiency": total["packing_efficiency"], "tiles": total["tiles"],
             "tile_reduction": dense["tiles"] / total["tiles"], "latency_us": total["latency_s"] * 1e6,
             "utilization": total["utilization"], "dense_equivalent_utilization": total["dense_equivalent_utilization"],
-            "retrain_s": prune.get("seconds", 0), "point_s": prune.get("seconds", 0), "same_as": "", "checkpoint": ""}
+            "retrain_s": prune.get("seconds", 0) + sum(f["seconds"] for f in raw.get("finetune", [])),
+            "point_s": prune.get("seconds", 0), "same_as": "", "checkpoint": ""}
 
 
 def run_rows(specs: list[str], dense: dict, hw: str) -> list[dict]:
@@ -93,24 +94,33 @@ def run_rows(specs: list[str], dense: dict, hw: str) -> list[dict]:
             raise SystemExit(f"--run takes LABEL=CHECKPOINT with an existing file, got {spec!r}")
         raw = load_raw(ckpt)
         prune, params = raw.get("prune"), (raw.get("packing") or {}).get("packing")
-        if not prune or not params or "test" not in prune.get("eval", {}):
+        latest = (raw.get("finetune") or [prune or {}])[-1]  # the score of the weights the file holds
+        if not prune or not params or "test" not in latest.get("eval", {}):
             raise SystemExit(f"{ckpt} is not a scored `sasim prune` checkpoint (no prune summary with a test bpc)")
         _, total, _ = simulate_checkpoint(ckpt, load_hw_config(hw), batch=1, steps=1)
-        total = {**total, "bpc": prune["eval"]["test"]}
+        total = {**total, "bpc": latest["eval"]["test"]}
         row = _row(params, total, raw, dense, _dense_weights(ckpt))
-        row.update(label=label, checkpoint=Path(ckpt).name, _curve=prune.get("curve", []))
+        curve, seen = [], 0  # validation after each epoch, with the tokens trained so far
+        phases = [(prune.get("curve", []), _retrain_tokens({**raw, "finetune": []}))]
+        phases += [(f["curve"], f["tokens"]) for f in raw.get("finetune", [])]
+        for epochs, tokens in phases:
+            for c in epochs:
+                seen += tokens / len(epochs)
+                curve.append({**c, "tokens": seen})
+        row.update(label=label, checkpoint=Path(ckpt).name, _curve=curve)
         rows.append(row)
     return rows
 
 
 def _retrain_tokens(raw: dict) -> int:
-    """Training tokens of a ``sasim prune`` run: recorded, or its optimizer steps times one BPTT chunk of the
-    batch (the last chunk of an epoch may be shorter: an upper bound by less than one chunk per epoch)."""
+    """Training tokens of a ``sasim prune`` run (plus any ``sasim finetune`` after it): recorded, or for older
+    runs its optimizer steps times one BPTT chunk of the batch (an upper bound by less than a chunk per epoch)."""
     prune = raw.get("prune", {})
-    if "tokens" in prune:
-        return prune["tokens"]
-    cfg = raw.get("train", {}).get("train_config", {})
-    return prune.get("steps", 0) * cfg.get("bptt", 0) * cfg.get("batch_size", 0)
+    tokens = prune.get("tokens")
+    if tokens is None:
+        cfg = raw.get("train", {}).get("train_config", {})
+        tokens = prune.get("steps", 0) * cfg.get("bptt", 0) * cfg.get("batch_size", 0)
+    return tokens + sum(f["tokens"] for f in raw.get("finetune", []))
 
 
 def _dense_weights(ckpt) -> int:
@@ -187,8 +197,7 @@ def _plot_retraining(runs: list[dict], dense: dict, path: Path) -> None:
         curve = r["_curve"]
         if not curve or curve[0].get("valid_loss") is None:
             continue
-        per_epoch = r["retrain_tokens"] / len(curve)
-        ax.plot([c["epoch"] * per_epoch / 1e6 for c in curve], [c["valid_loss"] / math.log(2) for c in curve], "o-",
+        ax.plot([c["tokens"] / 1e6 for c in curve], [c["valid_loss"] / math.log(2) for c in curve], "o-",
                 ms=3, label=f"{r['label']} ({r['tiles']} tiles)")
     ax.axhline(dense["valid_bpc"], color="k", lw=0.8, label="dense (shipped), valid")
     ax.axhline(dense["valid_bpc"] * 1.01, color="red", lw=0.8, ls=":", label="+1%")

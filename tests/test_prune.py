@@ -152,3 +152,27 @@ def test_prune_dry_run_prints_tiles_and_needs_no_data(dense):
     assert "layer 1 gates" in res.stdout and "tiles against" in res.stdout
     res = run("--alpha", "4", "--gamma", "1")
     assert res.returncode == 2 and "--data" in res.stderr and "--dry-run" in res.stderr
+
+
+def test_finetune_keeps_masks_and_groups_and_scores_the_saved_weights(dense, tmp_path):
+    data, ckpt = dense
+    packed = prune(dense, tmp_path, "--alpha", 4, "--gamma", 1, "--target-sparsity", 0.8, "--epochs", 1)
+    out = tmp_path / "tuned.pt"
+    res = subprocess.run([sys.executable, "-m", "sasim.cli", "finetune", "--weights", str(packed), "--data", str(data),
+                          "--epochs", "1", "--lr", "3e-3", "--out", str(out)], capture_output=True, text=True,
+                         env={**__import__("os").environ, "TQDM_DISABLE": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    before, after = (stored_packings(load_lstm_workload(p)) for p in (packed, out))  # each checks unpack == weights
+    moved = False
+    for a, b in zip(before, after):
+        assert (a.gates.group_cols == b.gates.group_cols).all() and (a.gates.select == b.gates.select).all()
+        assert not ((b.gates.unpack() != 0) & (a.gates.unpack() == 0)).any()  # nothing regrows
+        moved |= not (a.gates.values == b.gates.values).all()
+    assert moved  # it trained
+    raw = torch.load(out, weights_only=True)
+    tuned = raw["finetune"][-1]
+    assert tuned["eval"]["test"] == evaluate_checkpoint(out, data, "test")["bpc"]
+    assert raw["prune"]["eval"]["test"] != tuned["eval"]["test"]  # the prune record stays, the new score is beside it
+    res = subprocess.run([sys.executable, "-m", "sasim.cli", "finetune", "--weights", str(ckpt), "--data", str(data),
+                          "--out", str(tmp_path / "x.pt")], capture_output=True, text=True)
+    assert res.returncode == 2 and "is not packed" in res.stderr and "sasim prune" in res.stderr
