@@ -151,7 +151,9 @@ def _must_show(rows: list[dict]) -> list[str]:
 def write_page(out: Path, args, rows: list[dict], runs: list[dict], table: list[str], run_table: list[str]) -> None:
     from sasim.report.provenance import versions
 
-    run_args = "".join(f" --run {spec}" for spec in args.run)
+    import shlex
+
+    run_args = "".join(f" --run {shlex.quote(spec)}" for spec in args.run)
     lines = ["# Joint optimization on PTB-char: prune, combine, retrain (2 x 512 LSTM, 32x32 array)", "",
              "Regenerate (the sweep writes SWEEP_DIR; this page then comes from it):", "", "```bash", args.command,
              f"python scripts/report_joint_optimization.py --sweep SWEEP_DIR --dense {args.dense} --hw {args.hw} "

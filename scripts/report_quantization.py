@@ -2,7 +2,7 @@
 on a packed model, post-training and with quantization-aware fine-tuning.
 
     python scripts/report_quantization.py run --model dense=models/ptb-char-small.pt \\
-        --model packed=models/ptb-char-packed.pt --data ../shared/data/ptb-char --out reports/quantization
+        --model packed=models/ptb-char-packed-grid.pt --data ../shared/data/ptb-char --out reports/quantization
     python scripts/report_quantization.py page --out reports/quantization
 
 ``run`` writes one JSON per (model, widths, PTQ or QAT) under OUT/runs (an existing one is kept: the run
