@@ -89,10 +89,17 @@ class ColumnCombiner:
         The packed values are re-read from the current (trained) weights with the frozen groups and
         select indices, so that ``unpack()`` equals the model's weights exactly.
         """
-        for rnn in self.model.rnns:
-            for kind, weight in self._weights(rnn):
-                weight.mul_(getattr(rnn, f"mask_{kind}"))
+        self.bake_masks(self.model)
         return self.refill(self.model, self.packed)
+
+    @staticmethod
+    @torch.no_grad()
+    def bake_masks(model) -> None:
+        """Multiply each LSTM weight by its mask, in place (weights without a mask are left alone)."""
+        for rnn in model.rnns:
+            for kind, weight in ColumnCombiner._weights(rnn):
+                if hasattr(rnn, f"mask_{kind}"):
+                    weight.mul_(getattr(rnn, f"mask_{kind}"))
 
     @staticmethod
     @torch.no_grad()

@@ -59,15 +59,14 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     from tqdm.auto import tqdm
 
     from sasim.combine.torch_api import ColumnCombiner
-    from sasim.lm.corpus import encode_with_vocab, load_corpus
     from sasim.lm.evaluate import evaluate_loss
-    from sasim.lm.loading import evaluate_model, load_language_model
+    from sasim.lm.loading import load_language_model
     from sasim.lm.presets import train_config_of
-    from sasim.lm.prune import density_report, packed_state
-    from sasim.lm.train import batchify, epoch_positions, resolve_device, train_epoch
+    from sasim.lm.prune import density_report, save_scored_packed
+    from sasim.lm.train import epoch_positions, retraining_data, train_epoch
     from sasim.report.json_report import write_json
     from sasim.report.provenance import run_header
-    from sasim.workload.checkpoint import carried_metadata, save_checkpoint
+    from sasim.workload.checkpoint import carried_metadata
     from sasim.workload.lstm import load_lstm_workload
     from sasim.workload.packing import stored_packings
 
@@ -86,13 +85,8 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     cfg.lr = cfg.lr * 0.1 if lr is None else lr
     if not cfg.lr > 0:
         raise SasimError(f"--lr must be positive, got {cfg.lr}")
-    torch.manual_seed(seed)
-    dev = resolve_device(device)
-    model.to(dev)
-    corpus = load_corpus(data_dir, level=raw.get("level"))
-    ids = encode_with_vocab(corpus, raw["vocab"])
-    train_data = batchify(ids["train"], cfg.batch_size, dev)
-    valid_data = batchify(ids["valid"], cfg.eval_batch_size, dev)
+    data = retraining_data(model, raw, data_dir, cfg, device, seed)
+    train_data, valid_data = data["train"], data["valid"]
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     curve, t0 = [], time.time()
     for epoch in range(epochs):
@@ -104,23 +98,13 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
         if show_progress:
             print(f"finetune epoch {epoch + 1}: train {loss / math.log(2):.4f} bpc, valid {valid / math.log(2):.4f} bpc")
     model.cpu().eval()
-    with torch.no_grad():
-        for rnn in model.rnns:
-            for kind in ("ih", "hh", "hr"):
-                if hasattr(rnn, f"mask_{kind}"):
-                    getattr(rnn, f"weight_{kind}_l0").mul_(getattr(rnn, f"mask_{kind}"))
+    ColumnCombiner.bake_masks(model)
     packed = ColumnCombiner.refill(model, packed)
     summary = {"source": str(weights), "epochs": epochs, "lr": cfg.lr, "curve": curve, "seconds": time.time() - t0,
                "tokens": epoch_positions(train_data, cfg) * train_data.size(1) * epochs,
                "density": density_report(model)}
     meta = carried_metadata(raw)
     meta["finetune"] = meta.get("finetune", []) + [summary]
-    state = packed_state(model, packed)
-    save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
-    saved, saved_raw = load_language_model(out)  # score exactly the weights the file holds
-    results = {split: evaluate_model(saved, saved_raw, data_dir, split, corpus=corpus) for split in ("valid", "test")}
-    name = "bpc" if raw.get("level", corpus.level) == "char" else "ppl"
-    summary["eval"] = {split: r[name] for split, r in results.items()}
-    save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
+    results = save_scored_packed(out, model, packed, raw, meta, summary, data_dir, data["corpus"])
     write_json(Path(out).with_suffix(".json"), run_header(finetune=summary, data=str(data_dir)))
     return {**summary, "eval": results}

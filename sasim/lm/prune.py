@@ -211,6 +211,31 @@ def packing_meta(packed_layers, params: dict) -> dict:
     return {"packing": params, "tensors": tensors}
 
 
+def save_scored_packed(out, model, packed_layers: list[dict], raw: dict, meta: dict, record: dict, data_dir, corpus,
+                       splits=("valid", "test"), quantized: bool = False) -> dict:
+    """Save a packed checkpoint (``model``'s weights, masks and ``packed_layers``, with ``raw``'s config and
+    vocabulary and ``meta``), score ``splits`` with exactly the saved file, put the scores into ``record["eval"]``
+    (``record`` is part of ``meta``) and save again. ``quantized``: score with the stored integer arithmetic.
+
+    Returns the full results per split.
+    """
+    from sasim.lm.loading import evaluate_model, load_language_model
+    from sasim.workload.checkpoint import save_checkpoint
+
+    state = packed_state(model, packed_layers)
+    save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
+    saved, saved_raw = load_language_model(out)  # score exactly the weights the file holds
+    if quantized:
+        from sasim.quant.checkpoint import evaluate_quantized_checkpoint as evaluate
+    else:
+        evaluate = evaluate_model
+    results = {split: evaluate(saved, saved_raw, data_dir, split, corpus=corpus) for split in splits}
+    name = "bpc" if raw.get("level", corpus.level) == "char" else "ppl"
+    record["eval"] = {split: r[name] for split, r in results.items()}
+    save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
+    return results
+
+
 def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", policy="paper", section=256, row_cap=None,
                      target=0.9, epochs=2, events=None, max_train_tokens=None, device="cpu", seed=1,
                      splits=("valid", "test"), show_progress=True, qat=None, qat_epochs=1, validate=True) -> dict:
@@ -226,13 +251,12 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     """
     from pathlib import Path
 
-    from sasim.lm.corpus import encode_with_vocab, load_corpus
-    from sasim.lm.loading import evaluate_model, load_language_model
+    from sasim.lm.loading import load_language_model
     from sasim.lm.presets import train_config_of
-    from sasim.lm.train import batchify, resolve_device
+    from sasim.lm.train import retraining_data
     from sasim.report.json_report import write_json
     from sasim.report.provenance import run_header
-    from sasim.workload.checkpoint import carried_metadata, save_checkpoint
+    from sasim.workload.checkpoint import carried_metadata
 
     model, raw = load_language_model(weights)
     if raw.get("packing"):
@@ -243,13 +267,8 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     if len(alphas) != n or len(gammas) != n:
         raise SasimError(f"--alpha and --gamma take one value or one per layer ({n} layers)")
     cfg = train_config_of(raw, seed, max_train_tokens)
-    torch.manual_seed(seed)
-    dev = resolve_device(device)
-    model.to(dev)
-    corpus = load_corpus(data_dir, level=raw.get("level"))
-    ids = encode_with_vocab(corpus, raw["vocab"])
-    train_data = batchify(ids["train"], cfg.batch_size, dev)
-    valid_data = batchify(ids["valid"], cfg.eval_batch_size, dev) if validate else None
+    data = retraining_data(model, raw, data_dir, cfg, device, seed, validate)
+    train_data, valid_data, ids, dev = data["train"], data["valid"], data["ids"], data["device"]
     log = print if show_progress else (lambda *_: None)
     packed, summary = prune_combine_retrain(model, train_data, valid_data, cfg, alphas, gammas, rule, policy, section,
                                             target, epochs, events, row_cap, show_progress, log=log)
@@ -272,19 +291,8 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     summary["density"] = density_report(model)
     meta = carried_metadata(raw)
     meta.update(packing=packing_meta(packed, params), prune=summary, **quant_meta)
-    state = packed_state(model, packed)
-    save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
-    saved, saved_raw = load_language_model(out)  # score exactly the weights the file holds
-    if qat is not None:
-        from sasim.quant.checkpoint import evaluate_quantized_checkpoint
-
-        results = {split: evaluate_quantized_checkpoint(saved, saved_raw, data_dir, split, corpus=corpus)
-                   for split in splits}
-    else:
-        results = {split: evaluate_model(saved, saved_raw, data_dir, split, corpus=corpus) for split in splits}
-    name = "bpc" if raw.get("level", corpus.level) == "char" else "ppl"
-    summary["eval"] = {split: r[name] for split, r in results.items()}
-    save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
+    results = save_scored_packed(out, model, packed, raw, meta, summary, data_dir, data["corpus"], splits,
+                                 quantized=qat is not None)
     write_json(Path(out).with_suffix(".json"), run_header(packing=params, prune=summary, source=str(weights),
                                                           data=str(data_dir)))
     return {**summary, "eval": results}

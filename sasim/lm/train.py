@@ -53,6 +53,25 @@ def build_model(cfg: TrainConfig, vocab_size: int) -> LSTMLanguageModel:
     return LSTMLanguageModel(mc)
 
 
+def retraining_data(model, raw: dict, data_dir, cfg: TrainConfig, device="cpu", seed: int = 1,
+                    validate: bool = True) -> dict:
+    """Set up retraining of a loaded checkpoint's ``model`` (``raw``: its metadata) on its corpus: seed torch,
+    move the model to ``device``, and batchify the splits with the checkpoint's vocabulary.
+
+    Returns ``{"device", "corpus", "ids" (token ids per split), "train" (batchified), "valid" (batchified,
+    None without ``validate``)}``.
+    """
+    from sasim.lm.corpus import encode_with_vocab, load_corpus
+
+    torch.manual_seed(seed)
+    dev = resolve_device(device)
+    model.to(dev)
+    corpus = load_corpus(data_dir, level=raw.get("level"))
+    ids = encode_with_vocab(corpus, raw["vocab"])
+    return {"device": dev, "corpus": corpus, "ids": ids, "train": batchify(ids["train"], cfg.batch_size, dev),
+            "valid": batchify(ids["valid"], cfg.eval_batch_size, dev) if validate else None}
+
+
 def epoch_positions(data: torch.Tensor, cfg: TrainConfig) -> int:
     """Positions per stream that one training epoch over ``data`` (``(T, B)``) covers: the whole split, or
     ``cfg.max_train_tokens`` worth of it (at least one BPTT chunk). Its tokens are this times ``B``."""
