@@ -413,18 +413,11 @@ def _cmd_finetune(args) -> int:
 def _prune_dry_run(args, alphas: list, gammas: list) -> int:
     """``sasim prune --dry-run``: the pruning events on the dense weights without training, and their tiles."""
     from sasim.hw.config import load_hw_config
-    from sasim.lm.loading import load_language_model
-    from sasim.lm.prune import plan_pruning
+    from sasim.lm.prune import default_events, load_dense_for_pruning, plan_pruning
 
     hw = load_hw_config(args.hw)
-    model, raw = load_language_model(resolve_weights(args.weights))
-    if raw.get("packing"):
-        raise SasimError(f"{args.weights} is already packed; rehearse from the dense checkpoint")
-    n = len(model.rnns)
-    alphas, gammas = (alphas * n if len(alphas) == 1 else alphas), (gammas * n if len(gammas) == 1 else gammas)
-    if len(alphas) != n or len(gammas) != n:
-        raise SasimError(f"--alpha and --gamma take one value or one per layer ({n} layers)")
-    events = args.events or max(2, 2 * args.epochs)
+    model, _, alphas, gammas = load_dense_for_pruning(resolve_weights(args.weights), alphas, gammas)
+    events = args.events or default_events(args.epochs)
     plan = plan_pruning(model, hw, alphas, gammas, args.rule or "prune", args.policy or "paper",
                         256 if args.section is None else args.section, args.target_sparsity, events, args.row_cap)
     print(f"dry run: {events} pruning events on {args.weights}, no training (a real run ends near this; "

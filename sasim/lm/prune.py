@@ -50,6 +50,27 @@ def magnitude_prune_masks(rnns, sparsities) -> None:
                 m.mul_(((w.abs() * m) >= threshold).to(m.dtype))
 
 
+def default_events(epochs: int) -> int:
+    """Pruning events when none are asked for: two per retraining epoch, at least two."""
+    return max(2, 2 * epochs)
+
+
+def load_dense_for_pruning(weights, alphas, gammas) -> tuple:
+    """Load a dense checkpoint to prune and expand ``alphas``/``gammas`` (one value, or one per layer) to one
+    per layer: ``(model, raw, alphas, gammas)``. Refuses packed checkpoints and wrong per-layer counts."""
+    from sasim.lm.loading import load_language_model
+
+    model, raw = load_language_model(weights)
+    if raw.get("packing"):
+        raise SasimError(f"{weights} is already packed; prune from the dense checkpoint")
+    n = len(model.rnns)
+    alphas = list(alphas) * n if len(alphas) == 1 else list(alphas)
+    gammas = list(gammas) * n if len(gammas) == 1 else list(gammas)
+    if len(alphas) != n or len(gammas) != n:
+        raise SasimError(f"--alpha and --gamma take one value or one per layer ({n} layers)")
+    return model, raw, alphas, gammas
+
+
 def _pruning_event(model, combiner: ColumnCombiner, magnitude_target: list[float], frac: float) -> dict:
     """One pruning event: magnitude-prune each layer to ``frac`` of its target, then regroup and combine-prune."""
     magnitude_prune_masks(model.rnns, [goal * frac for goal in magnitude_target])
@@ -122,7 +143,7 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     epochs : int
         Retraining epochs in total (events in the first half, then fine-tuning).
     events : int, optional
-        Pruning events (default: 4 per retraining epoch in the first half, at least 2).
+        Pruning events (default: :func:`default_events`, two per retraining epoch, at least two).
     """
     from tqdm.auto import tqdm
 
@@ -135,7 +156,7 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
         raise SasimError(f"--epochs must be at least 1, got {epochs}")
     combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap).prepare()
     total = epoch_steps(train_data, cfg) * epochs  # the steps train_epoch will take
-    events = events or max(2, 2 * epochs)
+    events = events or default_events(epochs)
     schedule = _event_steps(total, events)
     alphas = combiner.alpha
     magnitude_target = [target * (1 - 1 / a) for a in alphas]
@@ -251,21 +272,13 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     """
     from pathlib import Path
 
-    from sasim.lm.loading import load_language_model
     from sasim.lm.presets import train_config_of
     from sasim.lm.train import retraining_data
     from sasim.report.json_report import write_json
     from sasim.report.provenance import run_header
     from sasim.workload.checkpoint import carried_metadata
 
-    model, raw = load_language_model(weights)
-    if raw.get("packing"):
-        raise SasimError(f"{weights} is already packed; prune from the dense checkpoint")
-    n = len(model.rnns)
-    alphas = list(alphas) * n if len(alphas) == 1 else list(alphas)
-    gammas = list(gammas) * n if len(gammas) == 1 else list(gammas)
-    if len(alphas) != n or len(gammas) != n:
-        raise SasimError(f"--alpha and --gamma take one value or one per layer ({n} layers)")
+    model, raw, alphas, gammas = load_dense_for_pruning(weights, alphas, gammas)
     cfg = train_config_of(raw, seed, max_train_tokens)
     data = retraining_data(model, raw, data_dir, cfg, device, seed, validate)
     train_data, valid_data, ids, dev = data["train"], data["valid"], data["ids"], data["device"]
