@@ -63,7 +63,7 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     from sasim.lm.loading import load_language_model
     from sasim.lm.presets import train_config_of
     from sasim.lm.prune import density_report, save_scored_packed
-    from sasim.lm.train import epoch_positions, retraining_data, train_epoch
+    from sasim.lm.train import epoch_tokens, retraining_data, train_epoch
     from sasim.report.json_report import write_json
     from sasim.report.provenance import run_header
     from sasim.workload.checkpoint import carried_metadata
@@ -90,7 +90,7 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     curve, t0 = [], time.time()
     for epoch in range(epochs):
-        with tqdm(total=epoch_positions(train_data, cfg) * train_data.size(1), desc=f"finetune {epoch + 1}/{epochs}",
+        with tqdm(total=epoch_tokens(train_data, cfg), desc=f"finetune {epoch + 1}/{epochs}",
                   unit="tok", unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
             loss = train_epoch(model, train_data, cfg, optimizer, bar)
         valid = evaluate_loss(model, valid_data, cfg.bptt)
@@ -101,7 +101,7 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     ColumnCombiner.bake_masks(model)
     packed = ColumnCombiner.refill(model, packed)
     summary = {"source": str(weights), "epochs": epochs, "lr": cfg.lr, "curve": curve, "seconds": time.time() - t0,
-               "tokens": epoch_positions(train_data, cfg) * train_data.size(1) * epochs,
+               "tokens": epoch_tokens(train_data, cfg) * epochs,
                "density": density_report(model)}
     meta = carried_metadata(raw)
     meta["finetune"] = meta.get("finetune", []) + [summary]

@@ -148,7 +148,7 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     from tqdm.auto import tqdm
 
     from sasim.lm.evaluate import evaluate_loss
-    from sasim.lm.train import epoch_positions, epoch_steps, train_epoch
+    from sasim.lm.train import epoch_steps, epoch_tokens, train_epoch
 
     if not 0 < target < 1:
         raise SasimError(f"--target-sparsity must be in (0, 1), got {target}")
@@ -177,7 +177,7 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
         lr = cfg.lr * (0.1 if epoch >= max(1, int(0.75 * epochs)) and epochs > 1 else 1.0)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with tqdm(total=epoch_positions(train_data, cfg) * train_data.size(1), desc=f"retrain {epoch + 1}/{epochs}",
+        with tqdm(total=epoch_tokens(train_data, cfg), desc=f"retrain {epoch + 1}/{epochs}",
                   unit="tok", unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
             loss = train_epoch(model, train_data, cfg, optimizer, bar, step_hook=hook)
         valid = None if valid_data is None else evaluate_loss(model, valid_data, cfg.bptt)
@@ -190,7 +190,7 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     packed = combiner.squash()
     summary = {"events": history, "curve": curve, "seconds": time.time() - t0, "schedule": schedule,
                "magnitude_target": magnitude_target, "steps": total,
-               "tokens": epoch_positions(train_data, cfg) * train_data.size(1) * epochs}
+               "tokens": epoch_tokens(train_data, cfg) * epochs}
     return packed, summary
 
 

@@ -81,6 +81,11 @@ def epoch_positions(data: torch.Tensor, cfg: TrainConfig) -> int:
     return limit
 
 
+def epoch_tokens(data: torch.Tensor, cfg: TrainConfig) -> int:
+    """Tokens one training epoch over ``data`` (``(T, B)``) trains on."""
+    return epoch_positions(data, cfg) * data.size(1)
+
+
 def epoch_steps(data: torch.Tensor, cfg: TrainConfig) -> int:
     """Optimizer steps (BPTT chunks) of one training epoch over ``data``."""
     return math.ceil(epoch_positions(data, cfg) / cfg.bptt)
@@ -153,7 +158,7 @@ def train(corpus: Corpus, cfg: TrainConfig, out, device="cpu", resume: bool = Fa
             torch.set_rng_state(ck["rng"])
     train_data = batchify(corpus.splits["train"], cfg.batch_size, dev)
     valid_data = batchify(corpus.splits["valid"], cfg.eval_batch_size, dev)
-    tokens_per_epoch = epoch_positions(train_data, cfg) * train_data.size(1)
+    tokens_per_epoch = epoch_tokens(train_data, cfg)
     for epoch in range(start_epoch, cfg.epochs):
         lr = cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
         for group in optimizer.param_groups:

@@ -112,7 +112,7 @@ def quantization_aware_finetune(model, train_data: torch.Tensor, valid_data: tor
     from tqdm.auto import tqdm
 
     from sasim.lm.evaluate import evaluate_loss
-    from sasim.lm.train import epoch_positions, train_epoch
+    from sasim.lm.train import epoch_tokens, train_epoch
 
     lr = train_cfg.lr * 0.1 if lr is None else lr
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=train_cfg.weight_decay)
@@ -120,7 +120,7 @@ def quantization_aware_finetune(model, train_data: torch.Tensor, valid_data: tor
     enable_fake_quant(model, cfg, scales)
     try:
         for epoch in range(epochs):
-            with tqdm(total=epoch_positions(train_data, train_cfg) * train_data.size(1), desc=f"QAT {epoch + 1}/{epochs}",
+            with tqdm(total=epoch_tokens(train_data, train_cfg), desc=f"QAT {epoch + 1}/{epochs}",
                       unit="tok", unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
                 loss = train_epoch(model, train_data, train_cfg, optimizer, bar)
             valid = None if valid_data is None else evaluate_loss(model, valid_data, train_cfg.bptt)
