@@ -101,7 +101,7 @@ def run_rows(specs: list[str], dense: dict, hw: str) -> list[dict]:
         total = {**total, "bpc": latest["eval"]["test"]}
         row = _row(params, total, raw, dense, _dense_weights(ckpt))
         curve, seen = [], 0  # validation after each epoch, with the tokens trained so far
-        phases = [(prune.get("curve", []), _retrain_tokens({**raw, "finetune": []}))]
+        phases = [(prune.get("curve", []), _prune_tokens(raw))]
         phases += [(f["curve"], f["tokens"]) for f in raw.get("finetune", [])]
         for epochs, tokens in phases:
             for c in epochs:
@@ -112,15 +112,19 @@ def run_rows(specs: list[str], dense: dict, hw: str) -> list[dict]:
     return rows
 
 
-def _retrain_tokens(raw: dict) -> int:
-    """Training tokens of a ``sasim prune`` run (plus any ``sasim finetune`` after it): recorded, or for older
-    runs its optimizer steps times one BPTT chunk of the batch (an upper bound by less than a chunk per epoch)."""
+def _prune_tokens(raw: dict) -> int:
+    """Training tokens of the ``sasim prune`` run that made a checkpoint: recorded, or for older runs its optimizer
+    steps times one BPTT chunk of the batch (an upper bound by less than a chunk per epoch)."""
     prune = raw.get("prune", {})
-    tokens = prune.get("tokens")
-    if tokens is None:
-        cfg = raw.get("train", {}).get("train_config", {})
-        tokens = prune.get("steps", 0) * cfg.get("bptt", 0) * cfg.get("batch_size", 0)
-    return tokens + sum(f["tokens"] for f in raw.get("finetune", []))
+    if "tokens" in prune:
+        return prune["tokens"]
+    cfg = raw.get("train", {}).get("train_config", {})
+    return prune.get("steps", 0) * cfg.get("bptt", 0) * cfg.get("batch_size", 0)
+
+
+def _retrain_tokens(raw: dict) -> int:
+    """Training tokens since the dense model: the prune run's plus any ``sasim finetune`` after it."""
+    return _prune_tokens(raw) + sum(f["tokens"] for f in raw.get("finetune", []))
 
 
 def _dense_weights(ckpt) -> int:
