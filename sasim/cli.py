@@ -403,7 +403,10 @@ def _cmd_finetune(args) -> int:
     from sasim.lm.finetune import finetune_packed
 
     result = finetune_packed(resolve_weights(args.weights), args.data, args.out, args.epochs, args.lr,
-                             args.max_train_tokens, args.device, args.seed)
+                             args.max_train_tokens, args.device, args.seed,
+                             teacher=resolve_weights(args.distill) if args.distill else None,
+                             distill_weight=args.distill_weight, dropout_scale=args.dropout_scale,
+                             average_from=args.average_from)
     name = "bpc" if "bpc" in result["eval"]["test"] else "ppl"
     print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f} after "
           f"{args.epochs} epoch(s) at lr {result['lr']:g}, masks and groups frozen; wrote {args.out}")
@@ -659,6 +662,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per epoch")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--distill", metavar="TEACHER",
+                   help="dense checkpoint to distill from (normally the model the packed one was pruned from)")
+    p.add_argument("--distill-weight", dest="distill_weight", type=float, default=0.5,
+                   help="share of the distillation (KL) term in the loss, 0..1 (default 0.5)")
+    p.add_argument("--dropout-scale", dest="dropout_scale", type=float, default=1.0,
+                   help="multiply every dropout rate while fine-tuning (default 1; the checkpoint keeps its rates)")
+    p.add_argument("--average-from", dest="average_from", type=int, metavar="EPOCH",
+                   help="save the mean of the weights over every step from this epoch on (Polyak/SWA averaging)")
     p.add_argument("--out", required=True, help="packed checkpoint to write")
     p.set_defaults(func=_cmd_finetune)
 

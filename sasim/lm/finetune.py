@@ -12,8 +12,10 @@ import math
 import time
 
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 from sasim.errors import SasimError
+from sasim.lm.distill import Distiller, load_teacher
 
 
 def _freeze_masks(model, packed_layers: list[dict]) -> None:
@@ -30,8 +32,29 @@ def _freeze_masks(model, packed_layers: list[dict]) -> None:
             rnn.register_buffer("mask_hr", torch.from_numpy(layer["proj"].unpack() != 0).float())
 
 
+def _scale_dropout(model, scale: float) -> dict:
+    """Multiply every dropout rate of ``model`` (embedding, locked, DropConnect) by ``scale``; return the
+    original rates so that :func:`_restore_dropout` can put them back before the model is saved."""
+    cfg = model.config
+    names = ("dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_drop")
+    original = {name: getattr(cfg, name) for name in names}
+    for name in names:
+        setattr(cfg, name, original[name] * scale)
+    for rnn in model.rnns:
+        rnn.weight_drop = cfg.weight_drop
+    return original
+
+
+def _restore_dropout(model, original: dict) -> None:
+    for name, value in original.items():
+        setattr(model.config, name, value)
+    for rnn in model.rnns:
+        rnn.weight_drop = model.config.weight_drop
+
+
 def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = None, max_train_tokens=None,
-                    device: str = "cpu", seed: int = 1, show_progress: bool = True) -> dict:
+                    device: str = "cpu", seed: int = 1, show_progress: bool = True, teacher=None,
+                    distill_weight: float = 0.5, dropout_scale: float = 1.0, average_from: int | None = None) -> dict:
     """Fine-tune a packed checkpoint with masks and groups frozen; save it, scored on valid and test.
 
     Parameters
@@ -48,6 +71,19 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
         Adam learning rate (default: a tenth of the model's training rate, where ``sasim prune`` ends).
     max_train_tokens : int, optional
         Tokens per epoch (default: the whole training split).
+    teacher : str or Path, optional
+        A dense checkpoint to distill from (:mod:`sasim.lm.distill`), normally the model the student was
+        pruned from.
+    distill_weight : float
+        Share of the distillation term in the loss when ``teacher`` is given.
+    dropout_scale : float
+        Multiplies every dropout rate while fine-tuning (a pruned model has less capacity to regularize; Han et
+        al. 2015 scale dropout by the square root of the surviving fraction). The saved checkpoint keeps the
+        original rates.
+    average_from : int, optional
+        From this epoch (1-based) on, keep the running mean of the weights over every optimizer step (Polyak
+        averaging, as in ASGD and SWA) and save the mean instead of the last step's weights. The masks are
+        frozen, so the mean has the same zeros.
 
     Returns
     -------
@@ -72,6 +108,10 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
 
     if epochs < 1:
         raise SasimError(f"--epochs must be at least 1, got {epochs}")
+    if average_from is not None and not 1 <= average_from <= epochs:
+        raise SasimError(f"--average-from must be an epoch between 1 and --epochs ({epochs}), got {average_from}")
+    if not dropout_scale >= 0:
+        raise SasimError(f"--dropout-scale must be 0 or more, got {dropout_scale}")
     model, raw = load_language_model(weights)
     packings = stored_packings(load_lstm_workload(weights)) if raw.get("packing") else None
     if packings is None:
@@ -87,20 +127,38 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
         raise SasimError(f"--lr must be positive, got {cfg.lr}")
     data = retraining_data(model, raw, data_dir, cfg, device, seed)
     train_data, valid_data = data["train"], data["valid"]
+    distiller = Distiller(load_teacher(teacher, raw, data["device"]), distill_weight) if teacher else None
+    original_dropout = _scale_dropout(model, dropout_scale)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    average = None
     curve, t0 = [], time.time()
     for epoch in range(epochs):
+        if average_from is not None and epoch + 1 == average_from:
+            average = AveragedModel(model)
+        if distiller is not None:
+            distiller.reset()
         with tqdm(total=epoch_tokens(train_data, cfg), desc=f"finetune {epoch + 1}/{epochs}",
                   unit="tok", unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
-            loss = train_epoch(model, train_data, cfg, optimizer, bar)
-        valid = evaluate_loss(model, valid_data, cfg.bptt)
-        curve.append({"epoch": epoch + 1, "lr": cfg.lr, "train_loss": loss, "valid_loss": valid})
+            loss = train_epoch(model, train_data, cfg, optimizer, bar, loss_fn=distiller,
+                               step_hook=None if average is None else average.update_parameters)
+        point = {"epoch": epoch + 1, "lr": cfg.lr, "train_loss": loss, "valid_loss": evaluate_loss(model, valid_data, cfg.bptt)}
+        if average is not None:
+            point["valid_loss_averaged"] = evaluate_loss(average.module, valid_data, cfg.bptt)
+        curve.append(point)
         if show_progress:
-            print(f"finetune epoch {epoch + 1}: train {loss / math.log(2):.4f} bpc, valid {valid / math.log(2):.4f} bpc")
+            averaged = (f", weight average {point['valid_loss_averaged'] / math.log(2):.4f} bpc"
+                        if average is not None else "")
+            print(f"finetune epoch {epoch + 1}: train {loss / math.log(2):.4f} bpc, "
+                  f"valid {point['valid_loss'] / math.log(2):.4f} bpc{averaged}", flush=True)
+    if average is not None:
+        model.load_state_dict(average.module.state_dict())
+    _restore_dropout(model, original_dropout)
     model.cpu().eval()
     ColumnCombiner.bake_masks(model)
     packed = ColumnCombiner.refill(model, packed)
     summary = {"source": str(weights), "epochs": epochs, "lr": cfg.lr, "curve": curve, "seconds": time.time() - t0,
+               "teacher": str(teacher) if teacher else None, "distill_weight": distill_weight if teacher else None,
+               "dropout_scale": dropout_scale, "average_from": average_from,
                "tokens": epoch_tokens(train_data, cfg) * epochs,
                "density": density_report(model)}
     meta = carried_metadata(raw)

@@ -91,11 +91,13 @@ def epoch_steps(data: torch.Tensor, cfg: TrainConfig) -> int:
     return math.ceil(epoch_positions(data, cfg) / cfg.bptt)
 
 
-def train_epoch(model, data: torch.Tensor, cfg: TrainConfig, optimizer, progress=None, step_hook=None) -> float:
-    """One pass over ``data`` (``(T, B)``); returns the mean training loss in nats per token.
+def train_epoch(model, data: torch.Tensor, cfg: TrainConfig, optimizer, progress=None, step_hook=None,
+                loss_fn=None) -> float:
+    """One pass over ``data`` (``(T, B)``); returns the mean training cross-entropy in nats per token.
 
     ``step_hook(model)``, when given, runs after every optimizer step (the pruning loop re-applies
-    its masks there).
+    its masks there; fine-tuning updates its weight average there). ``loss_fn(x, y, logits)``, when given,
+    returns ``(loss to minimize, cross-entropy to report)`` instead of plain cross-entropy (distillation).
     """
     model.train()
     state = None
@@ -109,8 +111,11 @@ def train_epoch(model, data: torch.Tensor, cfg: TrainConfig, optimizer, progress
             state = detach_state(state)
         optimizer.zero_grad(set_to_none=True)
         logits, state = model(x, state)
-        loss = F.cross_entropy(logits.view(-1, vocab), y.reshape(-1))
-        loss.backward()
+        if loss_fn is None:
+            objective = loss = F.cross_entropy(logits.view(-1, vocab), y.reshape(-1))
+        else:
+            objective, loss = loss_fn(x, y, logits)
+        objective.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         optimizer.step()
         if step_hook is not None:
