@@ -409,7 +409,8 @@ def _cmd_finetune(args) -> int:
                              average_from=args.average_from)
     name = "bpc" if "bpc" in result["eval"]["test"] else "ppl"
     print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f} after "
-          f"{args.epochs} epoch(s) at lr {result['lr']:g}, masks and groups frozen; wrote {args.out}")
+          f"{args.epochs} epoch(s) at lr {result['lr']:g}"
+          f"{', masks and groups frozen' if result['packed'] else ' (dense)'}; wrote {args.out}")
     return 0
 
 
@@ -654,8 +655,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hw", default="32x32", help="array for --dry-run's tile counts (path or shipped name; default 32x32)")
     p.set_defaults(func=_cmd_prune)
 
-    p = sub.add_parser("finetune", help="continue retraining a packed checkpoint with its masks and groups frozen")
-    p.add_argument("--weights", required=True, help="packed sasim checkpoint (sasim prune / sasim combine)")
+    p = sub.add_parser("finetune", help="continue retraining a packed checkpoint with its masks and groups frozen "
+                                        "(a dense one: the same recipe as a control)")
+    p.add_argument("--weights", required=True,
+                   help="packed sasim checkpoint (sasim prune / sasim combine), or a dense one to train on as a control")
     p.add_argument("--data", required=True, help="corpus the model was trained on")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, help="Adam learning rate (default: a tenth of the model's training rate)")

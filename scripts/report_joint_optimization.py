@@ -195,7 +195,8 @@ def _table_line(r: dict, front: list[dict], first: str) -> str:
 
 
 def _plot_retraining(runs: list[dict], dense: dict, path: Path) -> None:
-    """Validation bpc after each retraining epoch of the longer runs, against retraining tokens."""
+    """Validation bpc after each retraining epoch of the longer runs, against retraining tokens (stars: the
+    running weight average of ``sasim finetune --average-from``, the weights such a run saves)."""
     import math
 
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -203,8 +204,12 @@ def _plot_retraining(runs: list[dict], dense: dict, path: Path) -> None:
         curve = r["_curve"]
         if not curve or curve[0].get("valid_loss") is None:
             continue
-        ax.plot([c["tokens"] / 1e6 for c in curve], [c["valid_loss"] / math.log(2) for c in curve], "o-",
-                ms=3, label=f"{r['label']} ({r['tiles']} tiles)")
+        line, = ax.plot([c["tokens"] / 1e6 for c in curve], [c["valid_loss"] / math.log(2) for c in curve], "o-",
+                        ms=3, label=f"{r['label']} ({r['tiles']} tiles)")
+        averaged = [c for c in curve if c.get("valid_loss_averaged") is not None]
+        if averaged:  # `sasim finetune --average-from`: the mean of the weights, which is what gets saved
+            ax.plot([c["tokens"] / 1e6 for c in averaged], [c["valid_loss_averaged"] / math.log(2) for c in averaged],
+                    "*", ms=9, color=line.get_color(), label=f"{r['label']}: weight average")
     ax.axhline(dense["valid_bpc"], color="k", lw=0.8, label="dense (shipped), valid")
     ax.axhline(dense["valid_bpc"] * 1.01, color="red", lw=0.8, ls=":", label="+1%")
     ax.set(xlabel="retraining tokens (millions)", ylabel="valid bpc after the epoch",

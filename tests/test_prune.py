@@ -173,6 +173,13 @@ def test_finetune_keeps_masks_and_groups_and_scores_the_saved_weights(dense, tmp
     tuned = raw["finetune"][-1]
     assert tuned["eval"]["test"] == evaluate_checkpoint(out, data, "test")["bpc"]
     assert raw["prune"]["eval"]["test"] != tuned["eval"]["test"]  # the prune record stays, the new score is beside it
+    # a dense checkpoint is trained on with the same recipe (the control) and saved dense
+    control = tmp_path / "control.pt"
     res = subprocess.run([sys.executable, "-m", "sasim.cli", "finetune", "--weights", str(ckpt), "--data", str(data),
-                          "--out", str(tmp_path / "x.pt")], capture_output=True, text=True)
-    assert res.returncode == 2 and "is not packed" in res.stderr and "sasim prune" in res.stderr
+                          "--lr", "3e-3", "--out", str(control)], capture_output=True, text=True,
+                         env={**__import__("os").environ, "TQDM_DISABLE": "1"})
+    assert res.returncode == 0 and "(dense)" in res.stdout, res.stderr[-3000:]
+    raw = torch.load(control, weights_only=True)
+    assert "packing" not in raw and raw["finetune"][-1]["density"] == {"layer0": 1.0, "layer1": 1.0}
+    assert raw["finetune"][-1]["eval"]["test"] == evaluate_checkpoint(control, data, "test")["bpc"]
+    assert raw["finetune"][-1]["eval"]["test"] != evaluate_checkpoint(ckpt, data, "test")["bpc"]  # it trained

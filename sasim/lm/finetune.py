@@ -4,6 +4,9 @@ A ``sasim prune`` run ends with fine-tuning under frozen masks; this carries tha
 checkpoint, for a longer budget or a lower learning rate, without pruning or regrouping anything: every
 weight outside the packed cells stays zero, the groups and select indices are kept, and the packed values are
 re-read from the trained weights.
+
+A dense checkpoint is trained on with the same recipe and saved dense: the control that tells whether a packed
+model's gain came from the recipe or would have come to the dense model too.
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     Parameters
     ----------
     weights : str or Path
-        A packed sasim checkpoint (``sasim prune`` or ``sasim combine``).
+        A packed sasim checkpoint (``sasim prune`` or ``sasim combine``), or a dense one (trained on as a
+        control, with no masks, and saved dense).
     data_dir : str or Path
         The corpus it was trained on.
     out : str or Path
@@ -113,14 +117,12 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     if not dropout_scale >= 0:
         raise SasimError(f"--dropout-scale must be 0 or more, got {dropout_scale}")
     model, raw = load_language_model(weights)
-    packings = stored_packings(load_lstm_workload(weights)) if raw.get("packing") else None
-    if packings is None:
-        raise SasimError(f"{weights} is not packed: `sasim finetune` continues retraining a packed checkpoint "
-                         "(from `sasim prune` or `sasim combine`); prune a dense one with `sasim prune`")
     if raw.get("quantization"):
-        raise SasimError(f"{weights} is quantized; fine-tune the float packed checkpoint it came from")
+        raise SasimError(f"{weights} is quantized; fine-tune the float checkpoint it came from")
+    packings = stored_packings(load_lstm_workload(weights)) if raw.get("packing") else []
     packed = [{"gates": p.gates, **({"proj": p.projection} if p.projection is not None else {})} for p in packings]
-    _freeze_masks(model, packed)
+    if packed:
+        _freeze_masks(model, packed)
     cfg = train_config_of(raw, seed, max_train_tokens)
     cfg.lr = cfg.lr * 0.1 if lr is None else lr
     if not cfg.lr > 0:
@@ -154,8 +156,9 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
         model.load_state_dict(average.module.state_dict())
     _restore_dropout(model, original_dropout)
     model.cpu().eval()
-    ColumnCombiner.bake_masks(model)
-    packed = ColumnCombiner.refill(model, packed)
+    if packed:
+        ColumnCombiner.bake_masks(model)
+        packed = ColumnCombiner.refill(model, packed)
     summary = {"source": str(weights), "epochs": epochs, "lr": cfg.lr, "curve": curve, "seconds": time.time() - t0,
                "teacher": str(teacher) if teacher else None, "distill_weight": distill_weight if teacher else None,
                "dropout_scale": dropout_scale, "average_from": average_from,
@@ -165,4 +168,4 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     meta["finetune"] = meta.get("finetune", []) + [summary]
     results = save_scored_packed(out, model, packed, raw, meta, summary, data_dir, data["corpus"])
     write_json(Path(out).with_suffix(".json"), run_header(finetune=summary, data=str(data_dir)))
-    return {**summary, "eval": results}
+    return {**summary, "eval": results, "packed": bool(packed)}
