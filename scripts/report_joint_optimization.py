@@ -9,6 +9,10 @@ the Pareto front marked), OUT/bpc_vs_gamma.png and OUT/table.md (the table of RE
 ``--run LABEL=CHECKPOINT`` (repeatable) adds single ``sasim prune`` runs outside the grid (longer retraining,
 other settings): each is simulated on the same array, listed in OUT/runs.csv and its own table, drawn on
 pareto.png, and counted in the Pareto front and the must-show.
+
+``--dense-control LABEL=CHECKPOINT`` (repeatable) adds the dense model trained on with ``sasim finetune`` (the
+recipe a packed run was fine-tuned with): listed with the runs, and the must-show line also states the best point
+against each control.
 """
 
 from __future__ import annotations
@@ -30,19 +34,41 @@ FIELDS = ["label", "alpha", "gamma", "rule", "target_sparsity", "events", "retra
           "retrain_s", "point_s", "same_as", "checkpoint"]
 
 
-def dense_row(dense: str, hw: str) -> dict:
+def dense_row(dense: str, hw: str, scores: dict | None = None) -> dict:
+    """The row of a dense checkpoint, scored by its ``eval`` record (or ``scores``: ``{"test", "valid"}`` bpc)."""
     from sasim.hw.config import load_hw_config
     from sasim.sim.lstm import simulate_checkpoint
 
     _, total, _ = simulate_checkpoint(dense, load_hw_config(hw), batch=1, steps=1)  # as the sweep points ran
-    evaluated = load_raw(dense)["eval"]
-    bpc = evaluated["test_bpc"]
-    return {"label": "dense", "alpha": "dense", "gamma": "", "rule": "", "target_sparsity": "", "events": "",
+    if scores is None:
+        evaluated = load_raw(dense)["eval"]
+        scores = {"test": evaluated["test_bpc"], "valid": evaluated["valid_bpc"]}
+    bpc = scores["test"]
+    return {"label": "dense", "_curve": [], "alpha": "dense", "gamma": "", "rule": "", "target_sparsity": "", "events": "",
             "retrain_tokens": 0, "test_bpc": bpc, "bpc_change_pct": 0.0, "density": 1.0,
             "pruned_fraction": 0.0, "magnitude_target": 0.0, "packing_efficiency": total["packing_efficiency"],
             "tiles": total["tiles"], "tile_reduction": 1.0, "latency_us": total["latency_s"] * 1e6,
             "utilization": total["utilization"], "dense_equivalent_utilization": total["dense_equivalent_utilization"],
-            "retrain_s": 0, "point_s": 0, "same_as": "", "checkpoint": dense, "valid_bpc": evaluated["valid_bpc"]}
+            "retrain_s": 0, "point_s": 0, "same_as": "", "checkpoint": dense, "valid_bpc": scores["valid"]}
+
+
+def control_row(spec: str, dense: dict, hw: str) -> dict:
+    """The dense control (``LABEL=CHECKPOINT``, a dense checkpoint after ``sasim finetune``), as a dense row scored
+    by its fine-tuning record, with its training tokens and curve; change relative to the shipped dense model."""
+    label, _, ckpt = spec.partition("=")
+    raw = load_raw(ckpt) if ckpt and Path(ckpt).is_file() else {}
+    if raw.get("packing") or not raw.get("finetune"):
+        raise SystemExit(f"--dense-control takes LABEL=CHECKPOINT of a dense checkpoint after `sasim finetune`, got {spec!r}")
+    tuned = raw["finetune"]
+    row = dense_row(ckpt, hw, tuned[-1]["eval"])
+    seen, curve = 0, []
+    for record in tuned:
+        for c in record["curve"]:
+            seen += record["tokens"] / len(record["curve"])
+            curve.append({**c, "tokens": seen})
+    row.update(label=label, bpc_change_pct=(row["test_bpc"] / dense["test_bpc"] - 1) * 100, retrain_tokens=seen,
+               retrain_s=sum(r["seconds"] for r in tuned), checkpoint=Path(ckpt).name, _curve=curve)
+    return row
 
 
 def point_rows(sweep: Path, dense: dict) -> list[dict]:
@@ -140,7 +166,7 @@ def pareto(rows: list[dict]) -> list[dict]:
     return sorted(front, key=lambda r: r["tiles"])
 
 
-def _must_show(rows: list[dict]) -> list[str]:
+def _must_show(rows: list[dict], controls: list[dict]) -> list[str]:
     goal = [r for r in rows if r["tile_reduction"] >= 4]
     best = min(goal, key=lambda r: r["test_bpc"]) if goal else None
     met = [r for r in goal if r["bpc_change_pct"] <= 1]
@@ -148,7 +174,10 @@ def _must_show(rows: list[dict]) -> list[str]:
     if best:
         line += (f" Best point with at least 4x fewer tiles: {best['label']} (alpha {best['alpha']}, gamma {best['gamma']}, "
                  f"rule {best['rule']}): {best['tiles']} tiles ({best['tile_reduction']:.2f}x fewer) at "
-                 f"{best['test_bpc']:.4f} test bpc ({best['bpc_change_pct']:+.2f}%).")
+                 f"{best['test_bpc']:.4f} test bpc ({best['bpc_change_pct']:+.2f}% against the shipped dense model).")
+        for control in controls:
+            line += (f" Against the dense control {control['label']} (the dense model trained on with `sasim "
+                     f"finetune`, {control['test_bpc']:.4f} test bpc): {(best['test_bpc'] / control['test_bpc'] - 1) * 100:+.2f}%.")
     return [line, ""]
 
 
@@ -158,6 +187,7 @@ def write_page(out: Path, args, rows: list[dict], runs: list[dict], table: list[
     import shlex
 
     run_args = "".join(f" --run {shlex.quote(spec)}" for spec in args.run)
+    run_args += "".join(f" --dense-control {shlex.quote(spec)}" for spec in args.dense_control)
     lines = ["# Joint optimization on PTB-char: prune, combine, retrain (2 x 512 LSTM, 32x32 array)", "",
              "Regenerate (the sweep writes SWEEP_DIR; this page then comes from it):", "", "```bash", args.command,
              f"python scripts/report_joint_optimization.py --sweep SWEEP_DIR --dense {args.dense} --hw {args.hw} "
@@ -165,7 +195,7 @@ def write_page(out: Path, args, rows: list[dict], runs: list[dict], table: list[
              f"Versions: {json.dumps(versions())}. Raw numbers: [grid.csv](grid.csv) (one row per grid point, and the "
              "dense model)" + (", [runs.csv](runs.csv) (the longer runs)" if runs else "")
              + "; the Pareto front: [pareto.json](pareto.json).", "",
-             *_must_show(rows + runs),
+             *_must_show(rows + [r for r in runs if r["alpha"] != "dense"], [r for r in runs if r["alpha"] == "dense"]),
              "`*`: on the Pareto front of tiles against test bpc (over the grid and the longer runs). Latency and "
              "utilization: batch 1, one timestep, analytic mode (equal to the cycle-level simulator), sasim timing. "
              "Density: nonzero LSTM weights / dense LSTM weights. Retrain: the point's `sasim prune` time; point: "
@@ -212,7 +242,7 @@ def _plot_retraining(runs: list[dict], dense: dict, path: Path) -> None:
                     "*", ms=9, color=line.get_color(), label=f"{r['label']}: weight average")
     ax.axhline(dense["valid_bpc"], color="k", lw=0.8, label="dense (shipped), valid")
     ax.axhline(dense["valid_bpc"] * 1.01, color="red", lw=0.8, ls=":", label="+1%")
-    ax.set(xlabel="retraining tokens (millions)", ylabel="valid bpc after the epoch",
+    ax.set(xlabel="training tokens since the shipped dense model (millions)", ylabel="valid bpc after the epoch",
            title="Retraining: validation bpc per epoch (masks frozen after the last event)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -237,12 +267,15 @@ def main() -> None:
     ap.add_argument("--notes", help="a markdown file of findings to put under the table")
     ap.add_argument("--run", action="append", default=[], metavar="LABEL=CHECKPOINT",
                     help="a single `sasim prune` checkpoint to add (repeatable)")
+    ap.add_argument("--dense-control", dest="dense_control", action="append", default=[], metavar="LABEL=CHECKPOINT",
+                    help="the dense model after `sasim finetune` with a recipe the runs were fine-tuned with (repeatable)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dense = dense_row(args.dense, args.hw)
     rows = point_rows(Path(args.sweep), dense)
     runs = run_rows(args.run, dense, args.hw)
+    runs += [control_row(spec, dense, args.hw) for spec in args.dense_control]
     _write_csv(out / "grid.csv", [dense] + rows)
     if runs:
         _write_csv(out / "runs.csv", [dense] + runs)
