@@ -224,12 +224,53 @@ def _table_line(r: dict, front: list[dict], first: str) -> str:
             f"| {r['utilization']:.4f} | {r['dense_equivalent_utilization']:.4f} | {r['retrain_s'] / 60:.1f} ")
 
 
+def _plot_pareto(rows, runs, dense, front, markers, colors, path: Path) -> None:
+    """Tiles against test bpc: every point (left) and the region of the longer runs, labelled (right)."""
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [1, 1.15]})
+    for panel in (ax, zoom):
+        for r in rows:
+            panel.scatter(r["tiles"], r["test_bpc"], marker=markers[r["rule"]], color=colors.get(r["alpha"], "k"), s=40)
+        for r in runs:
+            panel.scatter(r["tiles"], r["test_bpc"], marker="D", facecolor="none", edgecolor="k", s=45)
+        panel.scatter(dense["tiles"], dense["test_bpc"], marker="*", color="k", s=120, label="dense (shipped)")
+        panel.plot([r["tiles"] for r in front], [r["test_bpc"] for r in front], "k--", lw=0.8, label="Pareto front")
+        panel.axhline(dense["test_bpc"] * 1.01, color="red", lw=0.8, ls=":", label="+1% test bpc")
+        panel.axvline(dense["tiles"] / 4, color="purple", lw=0.8, ls=":", label="4x fewer tiles")
+        panel.set(xscale="log", xlabel="32x32 tiles per timestep (log)", ylabel="test bpc after retraining")
+        panel.grid(alpha=0.3)
+    for r in rows:
+        ax.annotate(f"{r['gamma']:g}", (r["tiles"], r["test_bpc"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for a, c in colors.items():
+        ax.scatter([], [], color=c, label=f"alpha {a}")
+    for rule, m in markers.items():
+        ax.scatter([], [], marker=m, color="grey", label=f"rule {rule} (grid, 1.8M tok)")
+    if runs:
+        ax.scatter([], [], marker="D", facecolor="none", edgecolor="k", label="longer runs (labelled on the right)")
+    ax.set_title("PTB-char 2x512 LSTM: tiles against accuracy (labels: gamma)")
+    ax.legend(fontsize=7)
+    shown = [r for r in runs if r["test_bpc"] <= dense["test_bpc"] * 1.03]
+    if shown:
+        low = min(r["test_bpc"] for r in shown + [dense])
+        zoom.set(xlim=(min(r["tiles"] for r in shown) * 0.45, dense["tiles"] * 1.6),
+                 ylim=(low - 0.01, dense["test_bpc"] * 1.03))
+        for r in shown:  # left of the points below 4x fewer tiles, right of the others, so that neighbours part
+            left = r["tiles"] < dense["tiles"] / 4 * 0.95
+            zoom.annotate(f"{r['label']} ({r['retrain_tokens'] / 1e6:.0f}M tok)", (r["tiles"], r["test_bpc"]),
+                          fontsize=7, xytext=(-6 if left else 6, -2), textcoords="offset points",
+                          ha="right" if left else "left")
+    zoom.annotate("dense (shipped)", (dense["tiles"], dense["test_bpc"]), fontsize=7, xytext=(8, -2),
+                  textcoords="offset points")
+    zoom.set_title("the longer runs and the dense controls (within +3% of the shipped dense model)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def _plot_retraining(runs: list[dict], dense: dict, path: Path) -> None:
     """Validation bpc after each retraining epoch of the longer runs, against retraining tokens (stars: the
     running weight average of ``sasim finetune --average-from``, the weights such a run saves)."""
     import math
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(11, 4.8))
     for r in runs:
         curve = r["_curve"]
         if not curve or curve[0].get("valid_loss") is None:
@@ -245,7 +286,7 @@ def _plot_retraining(runs: list[dict], dense: dict, path: Path) -> None:
     ax.set(xlabel="training tokens since the shipped dense model (millions)", ylabel="valid bpc after the epoch",
            title="Retraining: validation bpc per epoch (masks frozen after the last event)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -295,32 +336,9 @@ def main() -> None:
     (out / "table.md").write_text("\n".join(table) + "\n")
     (out / "pareto.json").write_text(json.dumps([{k: r[k] for k in ("label", "alpha", "gamma", "rule", "tiles", "test_bpc")}
                                                  for r in front], indent=1))
-    fig, ax = plt.subplots(figsize=(7.5, 5))
     markers = {"prune": "o", "spill": "s"}
     colors = {4: "tab:blue", 8: "tab:orange", 16: "tab:green"}
-    for r in rows:
-        ax.scatter(r["tiles"], r["test_bpc"], marker=markers[r["rule"]], color=colors.get(r["alpha"], "k"), s=40)
-        ax.annotate(f"{r['gamma']:g}", (r["tiles"], r["test_bpc"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    for r in runs:
-        ax.scatter(r["tiles"], r["test_bpc"], marker="D", facecolor="none", edgecolor="k", s=45)
-        ax.annotate(f"{r['label']} ({r['retrain_tokens'] / 1e6:.0f}M tok)", (r["tiles"], r["test_bpc"]), fontsize=7,
-                    xytext=(4, -3), textcoords="offset points")
-    ax.scatter(dense["tiles"], dense["test_bpc"], marker="*", color="k", s=120, label="dense (shipped)")
-    ax.plot([r["tiles"] for r in front], [r["test_bpc"] for r in front], "k--", lw=0.8, label="Pareto front")
-    ax.axhline(dense["test_bpc"] * 1.01, color="red", lw=0.8, ls=":", label="+1% test bpc")
-    ax.axvline(dense["tiles"] / 4, color="purple", lw=0.8, ls=":", label="4x fewer tiles")
-    for a, c in colors.items():
-        ax.scatter([], [], color=c, label=f"alpha {a}")
-    for rule, m in markers.items():
-        ax.scatter([], [], marker=m, color="grey", label=f"rule {rule} (grid, 1.8M tok)")
-    if runs:
-        ax.scatter([], [], marker="D", facecolor="none", edgecolor="k", label="longer runs")
-    ax.set(xscale="log", xlabel="32x32 tiles per timestep (log)", ylabel="test bpc after retraining",
-           title="PTB-char 2x512 LSTM: tiles against accuracy (labels: gamma)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=120)
+    _plot_pareto(rows, runs, dense, front, markers, colors, out / "pareto.png")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for a in sorted({r["alpha"] for r in rows}):
         for rule, style in (("prune", "o-"), ("spill", "s--")):
