@@ -25,34 +25,26 @@ def _freeze_masks(model, packed_layers: list[dict]) -> None:
     """Set each layer's masks to the occupied cells of its packed form (what the array holds)."""
     for rnn, layer in zip(model.rnns, packed_layers):
         keep = torch.from_numpy(layer["gates"].unpack() != 0).float()
-        for kind, part in (("ih", keep[:, : rnn.input_size]), ("hh", keep[:, rnn.input_size:])):
+        masks = {"ih": keep[:, : rnn.input_size], "hh": keep[:, rnn.input_size:]}
+        if "proj" in layer:
+            masks["hr"] = torch.from_numpy(layer["proj"].unpack() != 0).float()
+        for kind, mask in masks.items():
             if hasattr(rnn, f"mask_{kind}"):
                 delattr(rnn, f"mask_{kind}")
-            rnn.register_buffer(f"mask_{kind}", part.contiguous())
-        if "proj" in layer:
-            if hasattr(rnn, "mask_hr"):
-                delattr(rnn, "mask_hr")
-            rnn.register_buffer("mask_hr", torch.from_numpy(layer["proj"].unpack() != 0).float())
+            rnn.register_buffer(f"mask_{kind}", mask.contiguous())
 
 
-def _scale_dropout(model, scale: float) -> dict:
-    """Multiply every dropout rate of ``model`` (embedding, locked, DropConnect) by ``scale``; return the
-    original rates so that :func:`_restore_dropout` can put them back before the model is saved."""
-    cfg = model.config
-    names = ("dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_drop")
-    original = {name: getattr(cfg, name) for name in names}
-    for name in names:
-        setattr(cfg, name, original[name] * scale)
-    for rnn in model.rnns:
-        rnn.weight_drop = cfg.weight_drop
-    return original
+_DROPOUT_RATES = ("dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_drop")
 
 
-def _restore_dropout(model, original: dict) -> None:
-    for name, value in original.items():
+def _set_dropout(model, rates: dict) -> dict:
+    """Set ``model``'s dropout rates (embedding, locked, DropConnect) to ``rates``; return the rates it had."""
+    before = {name: getattr(model.config, name) for name in _DROPOUT_RATES}
+    for name, value in rates.items():
         setattr(model.config, name, value)
     for rnn in model.rnns:
         rnn.weight_drop = model.config.weight_drop
+    return before
 
 
 def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = None, max_train_tokens=None,
@@ -130,7 +122,8 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     data = retraining_data(model, raw, data_dir, cfg, device, seed)
     train_data, valid_data = data["train"], data["valid"]
     distiller = Distiller(load_teacher(teacher, raw, data["device"]), distill_weight) if teacher else None
-    original_dropout = _scale_dropout(model, dropout_scale)
+    original_dropout = _set_dropout(model, {name: getattr(model.config, name) * dropout_scale
+                                            for name in _DROPOUT_RATES})
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     average = None
     curve, t0 = [], time.time()
@@ -154,7 +147,7 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
                   f"valid {point['valid_loss'] / math.log(2):.4f} bpc{averaged}", flush=True)
     if average is not None:
         model.load_state_dict(average.module.state_dict())
-    _restore_dropout(model, original_dropout)
+    _set_dropout(model, original_dropout)  # the saved checkpoint keeps the rates it was trained with
     model.cpu().eval()
     if packed:
         ColumnCombiner.bake_masks(model)
