@@ -61,14 +61,22 @@ def control_row(spec: str, dense: dict, hw: str) -> dict:
         raise SystemExit(f"--dense-control takes LABEL=CHECKPOINT of a dense checkpoint after `sasim finetune`, got {spec!r}")
     tuned = raw["finetune"]
     row = dense_row(ckpt, hw, tuned[-1]["eval"])
-    seen, curve = 0, []
-    for record in tuned:
-        for c in record["curve"]:
-            seen += record["tokens"] / len(record["curve"])
-            curve.append({**c, "tokens": seen})
-    row.update(label=label, bpc_change_pct=(row["test_bpc"] / dense["test_bpc"] - 1) * 100, retrain_tokens=seen,
-               retrain_s=sum(r["seconds"] for r in tuned), checkpoint=Path(ckpt).name, _curve=curve)
+    curve = _token_curve([(f["curve"], f["tokens"]) for f in tuned])
+    row.update(label=label, bpc_change_pct=(row["test_bpc"] / dense["test_bpc"] - 1) * 100,
+               retrain_tokens=curve[-1]["tokens"] if curve else 0, retrain_s=sum(r["seconds"] for r in tuned),
+               checkpoint=Path(ckpt).name, _curve=curve)
     return row
+
+
+def _token_curve(phases: list[tuple[list[dict], int]]) -> list[dict]:
+    """The per-epoch records of consecutive training phases (``(curve, tokens)`` each), each with the tokens
+    trained up to the end of its epoch."""
+    curve, seen = [], 0
+    for epochs, tokens in phases:
+        for c in epochs:
+            seen += tokens / len(epochs)
+            curve.append({**c, "tokens": seen})
+    return curve
 
 
 def point_rows(sweep: Path, dense: dict) -> list[dict]:
@@ -126,14 +134,9 @@ def run_rows(specs: list[str], dense: dict, hw: str) -> list[dict]:
         _, total, _ = simulate_checkpoint(ckpt, load_hw_config(hw), batch=1, steps=1)
         total = {**total, "bpc": latest["eval"]["test"]}
         row = _row(params, total, raw, dense, _dense_weights(ckpt))
-        curve, seen = [], 0  # validation after each epoch, with the tokens trained so far
         phases = [(prune.get("curve", []), _prune_tokens(raw))]
         phases += [(f["curve"], f["tokens"]) for f in raw.get("finetune", [])]
-        for epochs, tokens in phases:
-            for c in epochs:
-                seen += tokens / len(epochs)
-                curve.append({**c, "tokens": seen})
-        row.update(label=label, checkpoint=Path(ckpt).name, _curve=curve)
+        row.update(label=label, checkpoint=Path(ckpt).name, _curve=_token_curve(phases))
         rows.append(row)
     return rows
 
@@ -181,11 +184,14 @@ def _must_show(rows: list[dict], controls: list[dict]) -> list[str]:
     return [line, ""]
 
 
-def write_page(out: Path, args, rows: list[dict], runs: list[dict], table: list[str], run_table: list[str]) -> None:
+def write_page(out: Path, args, rows: list[dict], runs: list[dict], controls: list[dict], table: list[str],
+               run_table: list[str]) -> None:
+    """README.md: ``runs`` are the single prune runs and ``controls`` the dense controls (both in ``run_table``)."""
     from sasim.report.provenance import versions
 
     import shlex
 
+    listed = runs + controls
     run_args = "".join(f" --run {shlex.quote(spec)}" for spec in args.run)
     run_args += "".join(f" --dense-control {shlex.quote(spec)}" for spec in args.dense_control)
     lines = ["# Joint optimization on PTB-char: prune, combine, retrain (2 x 512 LSTM, 32x32 array)", "",
@@ -193,16 +199,16 @@ def write_page(out: Path, args, rows: list[dict], runs: list[dict], table: list[
              f"python scripts/report_joint_optimization.py --sweep SWEEP_DIR --dense {args.dense} --hw {args.hw} "
              f"--out {args.out}{run_args} --command '...' --notes NOTES.md", "```", "",
              f"Versions: {json.dumps(versions())}. Raw numbers: [grid.csv](grid.csv) (one row per grid point, and the "
-             "dense model)" + (", [runs.csv](runs.csv) (the longer runs)" if runs else "")
+             "dense model)" + (", [runs.csv](runs.csv) (the longer runs)" if listed else "")
              + "; the Pareto front: [pareto.json](pareto.json).", "",
-             *_must_show(rows + [r for r in runs if r["alpha"] != "dense"], [r for r in runs if r["alpha"] == "dense"]),
+             *_must_show(rows + runs, controls),
              "`*`: on the Pareto front of tiles against test bpc (over the grid and the longer runs). Latency and "
              "utilization: batch 1, one timestep, analytic mode (equal to the cycle-level simulator), sasim timing. "
              "Density: nonzero LSTM weights / dense LSTM weights. Retrain: the point's `sasim prune` time; point: "
              "retraining plus packing, simulation and scoring on the whole test split, each point on one core of a "
              "2-core CPU with two points running side by side (and, for several, other work beside them: times are "
              "upper bounds).", ""]
-    if runs:
+    if listed:
         lines += ["## Longer retraining runs", "",
                   "Single `sasim prune` runs beyond the grid's budget (commands in the notes below), simulated the "
                   "same way; tokens: retraining tokens.", "", *run_table, "", "## The grid (1.8M retraining tokens "
@@ -211,7 +217,7 @@ def write_page(out: Path, args, rows: list[dict], runs: list[dict], table: list[
     if args.notes:
         lines += [Path(args.notes).read_text(), ""]
     lines += ["![tiles against test bpc](pareto.png)", ""]
-    if runs:
+    if listed:
         lines += ["![validation bpc during the longer runs](retraining.png)", ""]
     lines += ["![bpc and tiles against gamma](bpc_vs_gamma.png)", ""]
     (out / "README.md").write_text("\n".join(lines))
@@ -315,8 +321,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     dense = dense_row(args.dense, args.hw)
     rows = point_rows(Path(args.sweep), dense)
-    runs = run_rows(args.run, dense, args.hw)
-    runs += [control_row(spec, dense, args.hw) for spec in args.dense_control]
+    controls = [control_row(spec, dense, args.hw) for spec in args.dense_control]
+    prune_runs = run_rows(args.run, dense, args.hw)
+    runs = prune_runs + controls  # listed, drawn and counted in the front together
     _write_csv(out / "grid.csv", [dense] + rows)
     if runs:
         _write_csv(out / "runs.csv", [dense] + runs)
@@ -358,7 +365,7 @@ def main() -> None:
     fig.savefig(out / "bpc_vs_gamma.png", dpi=120)
     if runs:
         _plot_retraining(runs, dense, out / "retraining.png")
-    write_page(out, args, rows, runs, table, run_table)
+    write_page(out, args, rows, prune_runs, controls, table, run_table)
     print("\n".join(run_table + [""] + table))
     print("Pareto front:", json.dumps([(r["label"], r["tiles"], round(r["test_bpc"], 4)) for r in front]))
 
