@@ -117,8 +117,9 @@ def validate_matrix(weight, name: str = "weight") -> np.ndarray:
         raise SasimError(f"{name} must be a 2-D matrix, got shape {w.shape}")
     if w.shape[0] == 0 or w.shape[1] == 0:
         raise SasimError(f"{name} has an empty dimension (shape {w.shape})")
-    if not np.issubdtype(w.dtype, np.number):
-        raise SasimError(f"{name} must be numeric, got dtype {w.dtype}")
+    if not np.issubdtype(w.dtype, np.number) or np.issubdtype(w.dtype, np.complexfloating):
+        raise SasimError(f"{name} must be real numbers, got dtype {w.dtype}"
+                         + ("; the imaginary part would be lost" if np.iscomplexobj(w) else ""))
     w = np.ascontiguousarray(w, dtype=np.float32)
     if not np.isfinite(w).all():
         bad = int(np.count_nonzero(~np.isfinite(w)))

@@ -13,16 +13,20 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sasim.errors import SasimError
 from sasim.hw.yaml_loader import load_yaml
 
 SCHEMA_VERSION = 1
+#: The smallest bandwidth accepted (bytes per cycle): one byte per thousand cycles. Below it the cycle
+#: counts of ordinary workloads leave the range sasim counts in (int64); see docs/hwconfig.md.
+MIN_BANDWIDTH = 1e-3
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan=False: a .inf clock or energy would give latency 0 or Infinity in a JSON report
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class ArrayConfig(_Strict):
@@ -56,26 +60,26 @@ class ArithmeticConfig(_Strict):
 
 
 class MemoryConfig(_Strict):
-    weight_sram_bytes: int = Field(gt=0, description="on-chip weight buffer; a workload whose packed weights fit is read from DRAM once")
-    input_sram_bytes: int = Field(gt=0, description="on-chip input buffer")
-    output_sram_bytes: int = Field(gt=0, description="on-chip output accumulator buffer")
-    sram_weight_bw: float = Field(gt=0, description="bytes per cycle from the weight SRAM into the array")
-    sram_input_bw: float = Field(gt=0, description="bytes per cycle from the input SRAM into the array")
-    sram_output_bw: float = Field(gt=0, description="bytes per cycle into the output accumulator (informational)")
-    dram_bw: float = Field(gt=0, description="bytes per cycle from DRAM; limits weight loads when weights are not resident")
+    weight_sram_bytes: int = Field(gt=0, le=2**50, description="on-chip weight buffer; a workload whose packed weights fit is read from DRAM once")
+    input_sram_bytes: int = Field(gt=0, le=2**50, description="on-chip input buffer")
+    output_sram_bytes: int = Field(gt=0, le=2**50, description="on-chip output accumulator buffer")
+    sram_weight_bw: float = Field(ge=MIN_BANDWIDTH, le=1e12, description="bytes per cycle from the weight SRAM into the array")
+    sram_input_bw: float = Field(ge=MIN_BANDWIDTH, le=1e12, description="bytes per cycle from the input SRAM into the array")
+    sram_output_bw: float = Field(ge=MIN_BANDWIDTH, le=1e12, description="bytes per cycle into the output accumulator (informational)")
+    dram_bw: float = Field(ge=MIN_BANDWIDTH, le=1e12, description="bytes per cycle from DRAM; limits weight loads when weights are not resident")
 
 
 class VectorUnitConfig(_Strict):
-    lanes: int = Field(gt=0, description="elements processed in parallel by the element-wise unit")
-    cycles_per_element: int = Field(gt=0, description="cycles per element of the LSTM cell update (gates, c, h)")
+    lanes: int = Field(gt=0, le=2**20, description="elements processed in parallel by the element-wise unit")
+    cycles_per_element: int = Field(gt=0, le=2**20, description="cycles per element of the LSTM cell update (gates, c, h)")
 
 
 class EnergyConfig(_Strict):
-    mac_pj: float = Field(ge=0, description="one useful multiply-accumulate")
-    mux_select_pj: float = Field(ge=0, description="one multiplexer selection (PEs of groups with more than one column)")
-    register_pj: float = Field(ge=0, description="one PE-cycle of register movement (input lanes and partial sum)")
-    sram_pj_per_byte: float = Field(ge=0, description="one byte read from or written to SRAM")
-    dram_pj_per_byte: float = Field(ge=0, description="one byte read from DRAM")
+    mac_pj: float = Field(ge=0, le=1e9, description="one useful multiply-accumulate")
+    mux_select_pj: float = Field(ge=0, le=1e9, description="one multiplexer selection (PEs of groups with more than one column)")
+    register_pj: float = Field(ge=0, le=1e9, description="one PE-cycle of register movement (input lanes and partial sum)")
+    sram_pj_per_byte: float = Field(ge=0, le=1e9, description="one byte read from or written to SRAM")
+    dram_pj_per_byte: float = Field(ge=0, le=1e9, description="one byte read from DRAM")
     reference_bits: int = Field(32, ge=2, le=64, description=(
         "word width at which mac_pj, mux_select_pj and register_pj are given (default 32). Fixed-point configs "
         "scale them: a MAC by weight_bits*act_bits/reference_bits^2 (the multiplier dominates), a multiplexer "
@@ -88,12 +92,19 @@ class HardwareConfig(_Strict):
 
     version: Literal[1] = Field(description="schema version; 1")
     name: str = Field(min_length=1, description="a short name used in reports")
-    clock_hz: float = Field(gt=0, description="clock frequency in Hz")
+    clock_hz: float = Field(gt=0, le=1e12, description="clock frequency in Hz (finite, at most 1 THz)")
     array: ArrayConfig
     arithmetic: ArithmeticConfig
     memory: MemoryConfig
     vector_unit: VectorUnitConfig
     energy: EnergyConfig
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _integer_version(cls, value):
+        if isinstance(value, bool):  # True == 1 in Python; a boolean is not a schema version
+            raise ValueError("version must be the integer 1")
+        return value
 
     @property
     def cycles_per_beat(self) -> int:

@@ -18,6 +18,9 @@ def load_language_model(path) -> tuple[LSTMLanguageModel, dict]:
             f"{path} is a {layout} state_dict without vocabulary; evaluation needs a sasim checkpoint "
             "(train with `sasim train`, or simulate it without --data)"
         )
+    if not raw["model_config"]:
+        raise SasimError(f"{path} holds weights only (no model_config or vocabulary); evaluation needs a language "
+                         "model checkpoint written by sasim train / prune, or simulate it without --data")
     cfg = ModelConfig(**raw["model_config"])
     model = LSTMLanguageModel(cfg)
     # the packed form (``*.packed_values/select/groups``) is read by the simulator, not by torch
@@ -27,6 +30,12 @@ def load_language_model(path) -> tuple[LSTMLanguageModel, dict]:
             key = f"rnns.{layer}.mask_{kind}"
             if key in state:
                 rnn.register_buffer(f"mask_{kind}", torch.zeros_like(state[key]))
+    expected = model.state_dict()
+    wrong = [f"{k} {tuple(v.shape)} (model_config says {tuple(expected[k].shape)})" for k, v in state.items()
+             if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    if wrong:
+        raise SasimError(f"{path}: {len(wrong)} tensor(s) disagree with model_config: {'; '.join(wrong[:3])}"
+                         f"{'; ...' if len(wrong) > 3 else ''}; the sizes in model_config must be those of the tensors")
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not (cfg.tie_weights and k == "decoder.weight")]
     if missing or unexpected:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sasim.checks import check_events
 from sasim.combine.packed import PackedMatrix
 from sasim.sim.counts import MatmulCounts
 from sasim.sim.mapping import TileMap
@@ -30,6 +31,9 @@ def schedule_beats(tm: TileMap, M: int, timing: str, load_beats=None, interval=N
     L = tm.load_beats if load_beats is None else load_beats
     k = tm.interval if interval is None else interval
     R, C = tm.rows, tm.cols
+    # bound the total in float64 first: int64 arithmetic on a huge batch or a tiny bandwidth would wrap silently
+    bound = float(np.sum(L, dtype=np.float64)) + float(M) * float(np.sum(k, dtype=np.float64)) * 2 + (R + C) * len(L)
+    check_events("cycles (in beats)", min(bound, 2.0**63))
     if timing == "scalesim":
         gaps = np.maximum((M - 1) * k[:-1] + R + C - 1 + L[1:], M * k[:-1])
     else:

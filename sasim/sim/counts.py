@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from sasim.checks import check_events
+
 
 @dataclass
 class MatmulCounts:
@@ -38,6 +40,11 @@ class MatmulCounts:
     output_words: int
     weight_cells: int
     weight_loads: int
+
+    def __post_init__(self):
+        # every count is a plain non-negative int below 2**62: a wrapped int64 never reaches a report
+        for name in self.__dataclass_fields__:
+            setattr(self, name, check_events(name, getattr(self, name)))
 
     def to_dict(self) -> dict:
         return asdict(self)

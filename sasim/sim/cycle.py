@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from sasim.checks import check_memory
 from sasim.combine.packed import PackedMatrix
 from sasim.errors import SasimError
 from sasim.sim import _cycle_kernel as K
+from sasim.sim.analytic import schedule_beats
 from sasim.sim.counts import MatmulCounts
 from sasim.sim.mapping import TileMap
 
@@ -65,6 +67,7 @@ def simulate_cycles(packed: PackedMatrix, x: np.ndarray | None, tm: TileMap, M: 
         raise SasimError("compute_values needs the inputs x")
     x = np.ascontiguousarray(x, dtype=np.float32) if compute_values else None
     _check_run(packed, x, M, timing)
+    _check_steppable(packed, tm, M, timing)
     if compute_values:
         if not np.isfinite(x).all():
             raise SasimError("inputs hold NaN or Inf values")
@@ -83,6 +86,28 @@ def _check_run(packed: PackedMatrix, x: np.ndarray | None, M: int, timing: str) 
     k = packed.shape[1]
     if x is not None and x.shape != (M, k):
         raise SasimError(f"inputs have shape {x.shape}, expected ({M}, {k})")
+
+
+#: The most beats a cycle-level run may step (each beat is a pass over the array's PEs).
+MAX_CYCLE_BEATS = 2_000_000_000
+
+
+def _check_steppable(packed: PackedMatrix, tm: TileMap, M: int, timing: str) -> None:
+    """Refuse, before stepping or allocating, a cycle-level run that would step too many beats or need more
+    memory than is available; the analytic mode gives the same counts without either."""
+    beats = schedule_beats(tm, M, timing)
+    if beats > MAX_CYCLE_BEATS:
+        raise SasimError(f"a cycle-level run would step {beats:,} beats (more than {MAX_CYCLE_BEATS:,}); use "
+                         "--mode analytic, which gives the same counts in closed form")
+    check_memory(cycle_memory_bytes(packed.shape, tm, M), "the cycle-level run",
+                 "use --mode analytic, which needs no per-PE arrays, or a smaller batch")
+
+
+def cycle_memory_bytes(shape, tm: TileMap, M: int) -> int:
+    """Bytes the cycle-level run of an ``N x K`` matrix mapped as ``tm`` allocates: the padded weights, select
+    indices and nonzero prefix sums (21 bytes a cell), the inputs and the outputs (8 bytes a word at most)."""
+    cells = tm.row_tiles * tm.rows * (tm.col_tiles * tm.cols + 1)
+    return 21 * cells + 8 * M * (shape[0] + shape[1] + tm.row_tiles * tm.rows)
 
 
 def _run(packed: PackedMatrix, x: np.ndarray, out_dtype, tm: TileMap, M: int, timing: str, compute_values: bool,
@@ -137,5 +162,6 @@ def simulate_fixed_point(packed: PackedMatrix, x: np.ndarray, tm: TileMap, M: in
     if not 2 <= acc_bits <= 62:
         raise SasimError(f"acc_bits must be in 2..62 for the integer simulator, got {acc_bits}")
     _check_run(packed, x, M, timing)
+    _check_steppable(packed, tm, M, timing)
     x = np.ascontiguousarray(x, dtype=np.int64)
     return _run(packed, x, np.int64, tm, M, timing, True, (1 << (acc_bits - 1)) - 1, saturate)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sasim.checks import check_events
 from sasim.combine.packed import PackedMatrix
 from sasim.hw.config import HardwareConfig
 
@@ -65,14 +66,24 @@ def map_matrix(packed: PackedMatrix, hw: HardwareConfig, weights_resident: bool 
     used_cols = np.minimum(C, g - np.arange(nct) * C)
     tile_cells = (used_rows[:, None] * used_cols[None, :]).ravel().astype(np.int64)
     bw = hw.memory.sram_weight_bw if weights_resident else min(hw.memory.sram_weight_bw, hw.memory.dram_bw)
-    load_cycles = np.maximum(C, np.ceil(tile_cells * cell_bytes / bw - 1e-9)).astype(np.int64)
-    load_beats = -(-load_cycles // s)
-    ideal_load_beats = np.full_like(load_beats, -(-C // s))
     lanes = packed.group_sizes
     lane_words_per_coltile = np.add.reduceat(lanes, np.arange(0, g, C)) if g else np.zeros(0, np.int64)
     tile_lane_words = np.tile(lane_words_per_coltile, nrt).astype(np.int64)
-    per_beat = hw.memory.sram_input_bw * s
-    interval = np.maximum(1, np.ceil(tile_lane_words * hw.act_bytes / per_beat - 1e-9)).astype(np.int64)
+    load_cycles = _ceil_counts("a tile's weight load (cycles)", tile_cells * cell_bytes / bw)
+    interval = _ceil_counts("an input vector's issue interval (beats)",
+                            tile_lane_words * hw.act_bytes / (hw.memory.sram_input_bw * s))
+    load_cycles = np.maximum(C, load_cycles)
+    load_beats = -(-load_cycles // s)
+    ideal_load_beats = np.full_like(load_beats, -(-C // s))
+    interval = np.maximum(1, interval)
     return TileMap(rows=R, cols=C, row_tiles=nrt, col_tiles=nct, load_beats=load_beats, interval=interval,
                    tile_cells=tile_cells, tile_lane_words=tile_lane_words, ideal_load_beats=ideal_load_beats,
                    cycles_per_beat=s, cell_bytes=cell_bytes)
+
+
+def _ceil_counts(what: str, values: np.ndarray) -> np.ndarray:
+    """``ceil(values)`` as int64, checked in float64 first so that a tiny bandwidth cannot wrap the cast."""
+    ceiled = np.ceil(values - 1e-9)
+    if ceiled.size:
+        check_events(what, min(float(ceiled.max()), 2.0**63))
+    return ceiled.astype(np.int64)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from sasim.errors import SasimError
+from sasim.workload.checkpoint_schema import validate_sasim_checkpoint
 
 FORMAT = "sasim-lm"
 FORMAT_VERSION = 1
@@ -50,9 +51,16 @@ def load_raw(path) -> dict:
         except Exception as exc:  # safetensors raises several types
             raise SasimError(f"{path} is not a valid safetensors file ({exc})") from None
         if "sasim" in meta:
-            obj = json.loads(meta["sasim"])
+            try:
+                obj = json.loads(meta["sasim"])
+            except ValueError as exc:
+                raise SasimError(f"{path}: the safetensors metadata entry 'sasim' is not valid JSON ({exc}); "
+                                 "re-save the checkpoint") from None
+            if not isinstance(obj, dict):
+                raise SasimError(f"{path}: the safetensors metadata entry 'sasim' must be a JSON object, not a "
+                                 f"{type(obj).__name__}; re-save the checkpoint")
             obj["state_dict"] = tensors
-            return obj
+            return _validated(obj, path)
         return tensors
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -74,6 +82,18 @@ def load_raw(path) -> dict:
         raise SasimError(f"{path} holds a {type(obj).__name__}, not a dict of tensors; {_RESAVE_HINT}")
     if "state_dict" in obj and isinstance(obj["state_dict"], dict) and "format" not in obj:
         obj = obj["state_dict"]  # a common training-script wrapper
+    return _validated(obj, path)
+
+
+def _validated(obj: dict, path) -> dict:
+    """``obj`` after the schema check of its layout: sasim's own format in full, any other dict for tensor keys."""
+    if obj.get("format") == FORMAT:
+        validate_sasim_checkpoint(obj, path)
+    else:
+        bad = [k for k, v in obj.items() if isinstance(v, torch.Tensor) and v.is_complex()]
+        if bad:
+            raise SasimError(f"{path}: tensor {bad[0]} is complex; weights must be real (the imaginary part would "
+                             "be lost)")
     return obj
 
 
@@ -177,25 +197,40 @@ def to_sasim_state_dict(obj: dict) -> tuple[dict, str]:
         _unpack_compact(state, obj.get("model_config") or {})
         return state, layout
     out = {}
-    stacks: dict[tuple[str, int], int] = {}  # (module prefix, torch layer) -> sasim layer, in key order
+    lstm_keys = {}  # (module prefix, torch layer) -> [(key, kind)]
     for key, value in obj.items():
         if not isinstance(value, torch.Tensor):
             continue
         if layout == "awd":
             m = _AWD_KEY.match(key)
             if m:
-                name = f"rnns.{m.group(1)}.{m.group(2)}"
-                if m.group(3) or name not in out:  # prefer the *_raw tensor (the undropped weight)
-                    out[name] = value
+                lstm_keys.setdefault(("rnns.", int(m.group(1))), []).append((key, m.group(2)[:-3], bool(m.group(3))))
                 continue
         else:
             if key.endswith("_reverse"):
                 raise SasimError("bidirectional LSTMs are not supported: a language model runs forward only")
             m = _NNLSTM_KEY.match(key)
             if m:
-                prefix, kind, layer = m.group(1), m.group(2), int(m.group(3))
-                index = stacks.setdefault((prefix, layer), len(stacks))
-                out[f"rnns.{index}.{kind}_l0"] = value
+                lstm_keys.setdefault((m.group(1), int(m.group(3))), []).append((key, m.group(2), False))
                 continue
         out[".".join(key.split(".")[-2:])] = value
+    # layers in numeric order (safetensors and sorted dicts give 0, 1, 10, 11, 2, ...); stacks of several
+    # nn.LSTM modules follow each other in the order their first key appears; a gap in a stack's numbering is
+    # an error, never a silent renumbering
+    prefixes = list(dict.fromkeys(prefix for prefix, _ in lstm_keys))
+    index = 0
+    for prefix in prefixes:
+        numbers = sorted(n for p, n in lstm_keys if p == prefix)
+        if numbers != list(range(len(numbers))):
+            missing = sorted(set(range(max(numbers) + 1)) - set(numbers))
+            where = f"{prefix}" if layout == "awd" else f"{prefix or '(no prefix) '}"
+            raise SasimError(f"checkpoint's LSTM layers are numbered {numbers} under {where!r}: layer "
+                             f"{missing[0] if missing else numbers[0]} is missing; layers must be numbered 0, 1, 2, ... "
+                             "without gaps (re-save the complete model)")
+        for number in numbers:
+            for key, kind, raw_weight in lstm_keys[(prefix, number)]:
+                name = f"rnns.{index}.{kind}_l0"
+                if raw_weight or name not in out:  # prefer the *_raw tensor (AWD's undropped weight)
+                    out[name] = obj[key]
+            index += 1
     return out, layout

@@ -7,6 +7,7 @@ projection), acting on ``[x_t ; h_{t-1}]``; gate order is PyTorch's (i, f, g, o)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,9 @@ class LSTMWorkload:
     raw: dict
     layout: str
     path: str
+
+
+_LAYER_KEY = re.compile(r"^rnns\.(\d+)\.")
 
 
 def _tensor(state, key, path):
@@ -108,6 +112,11 @@ def layers_from_state_dict(state: dict, path: str = "checkpoint") -> list[LSTMLa
         index += 1
     if not layers:
         raise SasimError(f"{path} has no LSTM layers")
+    beyond = sorted({int(m.group(1)) for k in state if isinstance(k, str) and (m := _LAYER_KEY.match(k))
+                     and int(m.group(1)) >= index})
+    if beyond:
+        raise SasimError(f"{path}: LSTM layer {index} is missing but layer {beyond[0]} is present; layers must be "
+                         "numbered 0, 1, 2, ... without gaps (re-save the complete model)")
     return layers
 
 
