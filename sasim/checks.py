@@ -28,12 +28,14 @@ def check_int(name: str, value, minimum: int | None = None, maximum: int | None 
     Booleans are refused (``True`` is not a size); integral floats such as ``4.0`` are not accepted either.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise SasimError(f"{name} must be an integer, got {value!r}")
+        raise SasimError(f"{name} must be an integer, got {value!r}", param=name)
     value = int(value)
+    if minimum == 1 and value < 1:
+        raise SasimError(f"{name} must be positive, got {value}", param=name)
     if minimum is not None and value < minimum:
-        raise SasimError(f"{name} must be >= {minimum}, got {value}")
+        raise SasimError(f"{name} must be >= {minimum}, got {value}", param=name)
     if maximum is not None and value > maximum:
-        raise SasimError(f"{name} must be <= {maximum:,}, got {value:,}")
+        raise SasimError(f"{name} must be <= {maximum:,}, got {value:,}", param=name)
     return value
 
 
@@ -41,14 +43,19 @@ def check_float(name: str, value, low: float | None = None, high: float | None =
                 low_open: bool = False, high_open: bool = False) -> float:
     """``value`` as a finite float within the given bounds (open or closed), or a :class:`SasimError`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SasimError(f"{name} must be a number, got {value!r}")
+        raise SasimError(f"{name} must be a number, got {value!r}", param=name)
     value = float(value)
     if not math.isfinite(value):
-        raise SasimError(f"{name} must be a finite number, got {value}")
-    if low is not None and (value <= low if low_open else value < low):
-        raise SasimError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {value:g}")
-    if high is not None and (value >= high if high_open else value > high):
-        raise SasimError(f"{name} must be {'<' if high_open else '<='} {high:g}, got {value:g}")
+        raise SasimError(f"{name} must be a finite number, got {value}", param=name)
+    outside_low = low is not None and (value <= low if low_open else value < low)
+    outside_high = high is not None and (value >= high if high_open else value > high)
+    if low is not None and high is not None and (outside_low or outside_high):
+        raise SasimError(f"{name} must lie in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}, "
+                         f"got {value:g}", param=name)
+    if outside_low:
+        raise SasimError(f"{name} must be {'>' if low_open else '>='} {low:g}, got {value:g}", param=name)
+    if outside_high:
+        raise SasimError(f"{name} must be {'<' if high_open else '<='} {high:g}, got {value:g}", param=name)
     return value
 
 
@@ -60,7 +67,7 @@ def check_optional_int(name: str, value, minimum: int | None = None, maximum: in
 def check_choice(name: str, value, choices) -> str:
     """``value`` if it is one of ``choices``, else a :class:`SasimError` listing them."""
     if value not in choices:
-        raise SasimError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        raise SasimError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}", param=name)
     return value
 
 

@@ -6,9 +6,12 @@ Any :class:`~sasim.errors.SasimError` ends the command with one line on stderr a
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
+from sasim.checks import MAX_COUNT, arg_type, check_float, check_int
+from sasim.combine.grouping import MAX_ALPHA, MAX_GAMMA
 from sasim.errors import SasimError
 
 
@@ -286,8 +289,7 @@ def _fixed_point_accuracy(model, raw, hw, args) -> dict:
 
 
 def _cmd_combine(args) -> int:
-    import json
-
+    from sasim.report.json_report import write_json
     from sasim.workload.packing import combine_checkpoint
 
     packing = _packing_args(args)
@@ -307,7 +309,7 @@ def _cmd_combine(args) -> int:
               f"group sizes {st['group_sizes']}{tiles}")
     print(f"wrote {args.out}")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
         print(f"wrote {args.json}")
     return 0
 
@@ -499,22 +501,22 @@ def resolve_weights(path: str) -> str:
 
 def _add_packing_flags(p) -> None:
     g = p.add_argument_group("column combining (pack on the fly)")
-    g.add_argument("--alpha", type=int, help="most columns per group (<= the hardware's mux_fanin)")
-    g.add_argument("--gamma", type=float, help="conflict budget: conflicts per group <= floor(gamma * N)")
+    g.add_argument("--alpha", type=INT(1, MAX_ALPHA), help="most columns per group (<= the hardware's mux_fanin)")
+    g.add_argument("--gamma", type=FLOAT(0, MAX_GAMMA), help="conflict budget: conflicts per group <= floor(gamma * N)")
     g.add_argument("--rule", choices=["prune", "spill"], help="conflict rule (default prune)")
     g.add_argument("--policy", help="grouping policy (default paper)")
-    g.add_argument("--section", type=int, help="groups never cross blocks of this many columns (default 256; 0: none)")
-    g.add_argument("--row-cap", dest="row_cap", type=int, help="most conflicts of one row within a group")
+    g.add_argument("--section", type=INT(0), help="groups never cross blocks of this many columns (default 256; 0: none)")
+    g.add_argument("--row-cap", dest="row_cap", type=INT(0), help="most conflicts of one row within a group")
 
 
 def _add_quant_flags(p) -> None:
     g = p.add_argument_group("fixed point")
-    g.add_argument("--acc-bits", dest="acc_bits", type=int, default=32, help="accumulator width (default 32)")
+    g.add_argument("--acc-bits", dest="acc_bits", type=INT(2, 62), default=32, help="accumulator width (default 32)")
     g.add_argument("--calibration", default="minmax", choices=["minmax", "percentile"])
-    g.add_argument("--percentile", type=float, default=99.99)
-    g.add_argument("--vector-bits", dest="vector_bits", type=int, default=0,
+    g.add_argument("--percentile", type=FLOAT(0, 100, low_open=True), default=99.99)
+    g.add_argument("--vector-bits", dest="vector_bits", type=INT(0, 32), default=0,
                    help="vector-unit precision for the gates and the cell update (default 0: float32)")
-    g.add_argument("--vector-frac-bits", dest="vector_frac_bits", type=int,
+    g.add_argument("--vector-frac-bits", dest="vector_frac_bits", type=INT(0, 31),
                    help="fractional bits of the vector unit's words (default vector-bits - 5)")
 
 
@@ -523,14 +525,38 @@ def _add_sim_flags(p) -> None:
                    help="sasim: double-buffered weight loads (default); scalesim: no overlap, for validation")
     p.add_argument("--mode", default="cycle", choices=["cycle", "analytic"],
                    help="cycle-level simulation with real values (default), or the closed-form model")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the random inputs (default 0)")
     p.add_argument("--json", help="write the JSON report here")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with sasim's error convention: one line on stderr (no usage block), exit status 2."""
+
+    def error(self, message):
+        # "argument --m: must be positive, got 0" reads better as "--m must be positive, got 0"
+        message = re.sub(r"^argument (--[\w-]+)(?:/[^:]*)?: (must|expected)", r"\1 \2", message)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def INT(minimum: int, maximum: int = MAX_COUNT):  # noqa: N802 - reads as a type in the parser table
+    """An integer flag within ``[minimum, maximum]``, refused where it is parsed."""
+    return arg_type(check_int, minimum, maximum)
+
+
+def FLOAT(low: float, high: float | None, **open_ends):  # noqa: N802
+    """A finite number flag within bounds (``low_open`` / ``high_open`` for strict ones)."""
+    return arg_type(check_float, low, high, **open_ends)
+
+
+SEED = INT(0, 2**32 - 1)
+SPARSITY = FLOAT(0, 1, low_open=True, high_open=True)
+DENSITY = FLOAT(0, 1, low_open=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from sasim import __version__
 
-    parser = argparse.ArgumentParser(prog="sasim", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="sasim", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"sasim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -538,12 +564,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="corpus directory with train.txt, valid.txt, test.txt")
     p.add_argument("--preset", default="small", help="small | char-ptb | enwik8")
     p.add_argument("--out", required=True, help="checkpoint to write (best validation)")
-    p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--seed", type=int, help="override the preset's seed")
-    p.add_argument("--proj-size", dest="proj_size", type=int, help="LSTM with projection: P per layer (Jozefowicz et al.)")
-    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per epoch (default: all)")
+    p.add_argument("--epochs", type=INT(1, 100_000), help="override the preset's epochs")
+    p.add_argument("--seed", type=SEED, help="override the preset's seed")
+    p.add_argument("--proj-size", dest="proj_size", type=INT(0, 2**20), help="LSTM with projection: P per layer (Jozefowicz et al.)")
+    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=INT(1, 2**62), help="tokens per epoch (default: all)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=INT(0, 1024), default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.latest.pt")
     p.set_defaults(func=_cmd_train)
 
@@ -551,7 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=["valid", "test"])
-    p.add_argument("--batch", type=int, default=10, help="parallel streams (awd-lstm-lm uses 10)")
+    p.add_argument("--batch", type=INT(1, 1_000_000), default=10, help="parallel streams (awd-lstm-lm uses 10)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("validate", help="check a hardware config")
@@ -560,10 +586,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gemm", help="simulate one seeded random matrix product")
     p.add_argument("--hw", required=True, help="hardware config (path or shipped name)")
-    p.add_argument("--m", type=int, required=True, help="input vectors (batch)")
-    p.add_argument("--n", type=int, required=True, help="outputs (weight rows)")
-    p.add_argument("--k", type=int, required=True, help="inputs (weight columns)")
-    p.add_argument("--density", type=float, default=1.0, help="fraction of nonzero weights (default 1)")
+    p.add_argument("--m", type=INT(1), required=True, help="input vectors (batch)")
+    p.add_argument("--n", type=INT(1), required=True, help="outputs (weight rows)")
+    p.add_argument("--k", type=INT(1), required=True, help="inputs (weight columns)")
+    p.add_argument("--density", type=FLOAT(0, 1, low_open=True), default=1.0, help="fraction of nonzero weights (default 1)")
     _add_sim_flags(p)
     _add_packing_flags(p)
     p.set_defaults(func=_cmd_gemm)
@@ -573,8 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="checkpoint (default: the shipped PTB-char model)")
     p.add_argument("--workload", help="a workload YAML or preset instead of a checkpoint: awd-char-ptb, awd-enwik8, "
                                       "qrnn-wt103, lstm-8192-1024 (synthetic seeded weights)")
-    p.add_argument("--batch", type=int, help="M: independent streams (default 1, or the workload's)")
-    p.add_argument("--steps", type=int, help="T: timesteps (default 1, or the workload's)")
+    p.add_argument("--batch", type=INT(1), help="M: independent streams (default 1, or the workload's)")
+    p.add_argument("--steps", type=INT(1), help="T: timesteps (default 1, or the workload's)")
     _add_sim_flags(p)
     _add_packing_flags(p)
     p.add_argument("--per-gate", dest="per_gate", action="store_true",
@@ -592,25 +618,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gammas", default="0,0.25,0.5,1")
     p.add_argument("--rules", default="prune,spill")
     p.add_argument("--policy", default="paper")
-    p.add_argument("--section", type=int, default=256)
-    p.add_argument("--prune-to", dest="prune_to", type=float,
+    p.add_argument("--section", type=INT(0), default=256)
+    p.add_argument("--prune-to", dest="prune_to", type=DENSITY,
                    help="one-shot magnitude pruning of every LSTM matrix to this density before combining "
                         "(no retraining)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--steps", type=int, default=1)
+    p.add_argument("--batch", type=INT(1), default=1)
+    p.add_argument("--steps", type=INT(1), default=1)
     p.add_argument("--mode", default="analytic", choices=["cycle", "analytic"], help="default analytic (same counts)")
     p.add_argument("--timing", default="sasim", choices=["sasim", "scalesim"])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--data", help="corpus: score every point with the weights its array holds")
     p.add_argument("--split", default="valid", choices=["valid", "test"])
-    p.add_argument("--eval-tokens", dest="eval_tokens", type=int,
+    p.add_argument("--eval-tokens", dest="eval_tokens", type=INT(2),
                    help="score only the split's first N tokens (a quick estimate, labelled as such)")
     p.add_argument("--retrain", action="store_true",
                    help="prune, combine and retrain every point from the dense checkpoint (needs --data)")
-    p.add_argument("--retrain-epochs", dest="retrain_epochs", type=int, default=1)
-    p.add_argument("--target-sparsity", dest="target_sparsity", type=float, default=0.9)
-    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per retraining epoch")
-    p.add_argument("--workers", type=int, help="parallel points (default: all cores)")
+    p.add_argument("--retrain-epochs", dest="retrain_epochs", type=INT(1, 100_000), default=1)
+    p.add_argument("--target-sparsity", dest="target_sparsity", type=SPARSITY, default=0.9)
+    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=INT(1, 2**62), help="tokens per retraining epoch")
+    p.add_argument("--workers", type=INT(1, 4096), help="parallel points (default: all cores)")
     p.add_argument("--engine", default="local", choices=["local", "dask"],
                    help="local process pool, or dask.distributed (DASK_SCHEDULER_ADDRESS or a local cluster)")
     p.add_argument("--out", required=True, help="output directory (resumes if it holds finished points)")
@@ -619,9 +645,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="pictures: PE occupancy of a tile, and a layer's packed matrix with its groups")
     p.add_argument("--hw", default="32x32")
     p.add_argument("--weights", default=default_weights())
-    p.add_argument("--layer", type=int, default=0)
-    p.add_argument("--tile", type=int, default=0, help="tile index (row-tile major)")
-    p.add_argument("--prune-to", dest="prune_to", type=float, help="one-shot magnitude pruning before packing")
+    p.add_argument("--layer", type=INT(0), default=0)
+    p.add_argument("--tile", type=INT(0), default=0, help="tile index (row-tile major)")
+    p.add_argument("--prune-to", dest="prune_to", type=DENSITY, help="one-shot magnitude pruning before packing")
     p.add_argument("--out", required=True, help="directory for the PNGs")
     _add_packing_flags(p)
     p.set_defaults(func=_cmd_plot)
@@ -633,20 +659,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", required=True, help="conflict budget (one value, or one per layer)")
     p.add_argument("--rule", choices=["prune", "spill"])
     p.add_argument("--policy")
-    p.add_argument("--section", type=int)
-    p.add_argument("--row-cap", dest="row_cap", type=int)
-    p.add_argument("--target-sparsity", dest="target_sparsity", type=float, default=0.9,
+    p.add_argument("--section", type=INT(0))
+    p.add_argument("--row-cap", dest="row_cap", type=INT(0))
+    p.add_argument("--target-sparsity", dest="target_sparsity", type=SPARSITY, default=0.9,
                    help="magnitude pruning rises to target * (1 - 1/alpha); combining adds to it (default 0.9)")
-    p.add_argument("--epochs", type=int, default=2, help="retraining epochs (events in the first half)")
-    p.add_argument("--events", type=int, help="pruning events (default 2 per epoch)")
-    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per retraining epoch")
-    p.add_argument("--mux-fanin", dest="mux_fanin", type=int, help="refuse alpha above this multiplexer width")
+    p.add_argument("--epochs", type=INT(1, 100_000), default=2, help="retraining epochs (events in the first half)")
+    p.add_argument("--events", type=INT(1, 1_000_000), help="pruning events (default 2 per epoch)")
+    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=INT(1, 2**62), help="tokens per retraining epoch")
+    p.add_argument("--mux-fanin", dest="mux_fanin", type=INT(1, 256), help="refuse alpha above this multiplexer width")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=SEED, default=1)
     p.add_argument("--qat-bits", dest="qat_bits",
                    help="then fine-tune quantization-aware for these weight,activation bits (e.g. 8,8) and save a "
                         "quantized packed checkpoint")
-    p.add_argument("--qat-epochs", dest="qat_epochs", type=int, default=1, help="epochs of that fine-tuning (default 1)")
+    p.add_argument("--qat-epochs", dest="qat_epochs", type=INT(1, 100_000), default=1, help="epochs of that fine-tuning (default 1)")
     _add_quant_flags(p)
     p.add_argument("--out", help="packed checkpoint to write (required unless --dry-run)")
     p.add_argument("--dry-run", dest="dry_run", action="store_true",
@@ -660,18 +686,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True,
                    help="packed sasim checkpoint (sasim prune / sasim combine), or a dense one to train on as a control")
     p.add_argument("--data", required=True, help="corpus the model was trained on")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--lr", type=float, help="Adam learning rate (default: a tenth of the model's training rate)")
-    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per epoch")
+    p.add_argument("--epochs", type=INT(1, 100_000), default=1)
+    p.add_argument("--lr", type=FLOAT(0, 10, low_open=True), help="Adam learning rate (default: a tenth of the model's training rate)")
+    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=INT(1, 2**62), help="tokens per epoch")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=SEED, default=1)
     p.add_argument("--distill", metavar="TEACHER",
                    help="dense checkpoint to distill from (normally the model the packed one was pruned from)")
-    p.add_argument("--distill-weight", dest="distill_weight", type=float, default=0.5,
+    p.add_argument("--distill-weight", dest="distill_weight", type=FLOAT(0, 1), default=0.5,
                    help="share of the distillation (KL) term in the loss, 0..1 (default 0.5)")
-    p.add_argument("--dropout-scale", dest="dropout_scale", type=float, default=1.0,
+    p.add_argument("--dropout-scale", dest="dropout_scale", type=FLOAT(0, None), default=1.0,
                    help="multiply every dropout rate while fine-tuning (default 1; the checkpoint keeps its rates)")
-    p.add_argument("--average-from", dest="average_from", type=int, metavar="EPOCH",
+    p.add_argument("--average-from", dest="average_from", type=INT(1, 100_000), metavar="EPOCH",
                    help="save the mean of the weights over every step from this epoch on (Polyak/SWA averaging)")
     p.add_argument("--out", required=True, help="packed checkpoint to write")
     p.set_defaults(func=_cmd_finetune)
@@ -681,16 +707,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--bits", default="8,8", help="weight,activation bits (default 8,8)")
     _add_quant_flags(p)
-    p.add_argument("--calib-tokens", dest="calib_tokens", type=int, default=20_000,
+    p.add_argument("--calib-tokens", dest="calib_tokens", type=INT(8, 2**40), default=20_000,
                    help="calibration tokens from the start of the training split, as sequences of 8")
     p.add_argument("--split", default="valid", choices=["valid", "test"])
-    p.add_argument("--eval-tokens", dest="eval_tokens", type=int, help="score only the split's first N tokens")
-    p.add_argument("--qat-epochs", dest="qat_epochs", type=int, default=0,
+    p.add_argument("--eval-tokens", dest="eval_tokens", type=INT(2), help="score only the split's first N tokens")
+    p.add_argument("--qat-epochs", dest="qat_epochs", type=INT(0, 100_000), default=0,
                    help="quantization-aware fine-tuning epochs (straight-through estimator); 0: post-training only")
-    p.add_argument("--qat-lr", dest="qat_lr", type=float, help="fine-tuning learning rate (default: a tenth of training's)")
-    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=int, help="tokens per fine-tuning epoch")
+    p.add_argument("--qat-lr", dest="qat_lr", type=FLOAT(0, 10, low_open=True), help="fine-tuning learning rate (default: a tenth of training's)")
+    p.add_argument("--max-train-tokens", dest="max_train_tokens", type=INT(1, 2**62), help="tokens per fine-tuning epoch")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=SEED, default=1)
     p.add_argument("--hw", help="also report the cost at these widths on this array (memory, cycles, traffic, energy)")
     p.add_argument("--arithmetic", default="bit_serial", choices=["bit_serial", "bit_parallel"],
                    help="arithmetic of the cost report (default bit_serial: act_bits cycles per input word)")
@@ -702,7 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True)
     p.add_argument("--out", required=True, help="packed checkpoint to write (.pt)")
     p.add_argument("--tensor", action="append", help="pack this 2-D tensor (repeatable); default: every LSTM matrix")
-    p.add_argument("--mux-fanin", dest="mux_fanin", type=int, help="refuse alpha above this multiplexer width")
+    p.add_argument("--mux-fanin", dest="mux_fanin", type=INT(1, 256), help="refuse alpha above this multiplexer width")
     p.add_argument("--hw", help="also report tiles and tile_efficiency on this array (and check alpha <= its mux_fanin)")
     p.add_argument("--json", help="write the packing statistics here")
     _add_packing_flags(p)
@@ -710,13 +736,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OUTPUT_DIRS = {"sweep", "plot"}  # commands whose --out is a directory
+
+
+def _check_outputs(args) -> None:
+    """Refuse unwritable output paths before any work starts (minutes of training must not end in a lost result).
+    Missing parent directories are created, as the writers would."""
+    from sasim.outputs import check_output_dir, check_output_file
+
+    for flag in ("json", "plot"):
+        if getattr(args, flag, None):
+            check_output_file(getattr(args, flag), f"--{flag}", make_parents=True)
+    out = getattr(args, "out", None)
+    if out and not getattr(args, "dry_run", False):
+        if args.command in _OUTPUT_DIRS:
+            check_output_dir(out, "--out")
+        else:
+            check_output_file(out, "--out", make_parents=True)
+            if args.command == "train":
+                for derived in (Path(out).with_name(Path(out).stem + ".latest.pt"), Path(out).with_suffix(".json")):
+                    check_output_file(derived, "--out (written beside it)")
+
+
+def _with_flag(exc: SasimError, args) -> str:
+    """The message of a library error, with the parameter it names written as the flag that set it
+    (``epochs must be positive`` -> ``--epochs must be positive``)."""
+    text = str(exc)
+    dest = (exc.param or "").split(" ")[0]
+    if dest and hasattr(args, dest) and text.startswith(exc.param):
+        return f"--{dest.replace('_', '-')}{text[len(exc.param):]}"
+    return text
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_outputs(args)
         return args.func(args)
     except SasimError as exc:
-        print(f"sasim {args.command}: error: {exc}", file=sys.stderr)
+        print(f"sasim {args.command}: error: {_with_flag(exc, args)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()

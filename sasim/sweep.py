@@ -3,8 +3,9 @@
 Each point (hardware, alpha, gamma, rule) packs every LSTM layer of the checkpoint, simulates it
 (analytic mode by default; cycle mode gives the same counts), and, with a corpus, scores the model
 with the weights the array holds. Points run in parallel worker processes; each finished point is
-written to ``OUT/points/<key>.json`` at once, so an interrupted sweep resumes without redoing them,
-and a failing point is recorded with its error without stopping the others.
+written to ``OUT/points/<label>_<fingerprint>.json`` at once (atomically), so an interrupted sweep resumes
+without redoing them, and a failing point (or a dead worker) is recorded with its error without stopping the
+others. The fingerprint covers every input that determines a point's result, file contents included.
 
 Outputs in ``OUT/``: ``sweep.csv`` (one row per point and layer, plus a ``total`` row per point),
 ``sweep.json`` (resolved inputs, versions, failures), and the plots of :mod:`sasim.report.sweep_plots`.
@@ -13,6 +14,7 @@ Outputs in ``OUT/``: ``sweep.csv`` (one row per point and layer, plus a ``total`
 from __future__ import annotations
 
 import csv
+import hashlib
 import itertools
 import json
 import os
@@ -21,6 +23,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sasim.checks import check_choice, check_float, check_int, check_optional_int
+from sasim.combine.grouping import validate_grouping_args
+from sasim.combine.pack import RULES
 from sasim.errors import SasimError
 
 CSV_FIELDS = ["hw", "alpha", "gamma", "rule", "policy", "prune_to", "layer", "shape", "groups", "tiles", "cycles",
@@ -31,6 +36,8 @@ CSV_FIELDS = ["hw", "alpha", "gamma", "rule", "policy", "prune_to", "layer", "sh
 
 @dataclass(frozen=True)
 class SweepPoint:
+    """One point of a sweep: a hardware config and the packing parameters."""
+
     hw: str
     alpha: int
     gamma: float
@@ -40,21 +47,108 @@ class SweepPoint:
     prune_to: float | None = None  # one-shot magnitude pruning to this density before combining
 
     @property
-    def key(self) -> str:
+    def label(self) -> str:
+        """The readable part of the point's file name (not unique on its own: see :attr:`SweepJob.key`)."""
         dens = f"_d{self.prune_to:g}" if self.prune_to else ""
         return f"{Path(self.hw).stem}_a{self.alpha}_g{self.gamma:g}_{self.rule}_{self.policy}_s{self.section}{dens}"
 
 
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything besides the point that determines a point's result (the run's resolved settings)."""
+
+    weights: str
+    batch: int = 1
+    steps: int = 1
+    mode: str = "analytic"
+    timing: str = "sasim"
+    data: str | None = None
+    split: str = "test"
+    seed: int = 0
+    eval_tokens: int | None = None
+    retrain: tuple | None = None  # sorted (key, value) pairs of {"epochs", "target", "max_train_tokens"}
+
+    def __post_init__(self):
+        check_int("batch", self.batch, 1)
+        check_int("steps", self.steps, 1)
+        check_choice("mode", self.mode, ("cycle", "analytic"))
+        check_choice("timing", self.timing, ("sasim", "scalesim"))
+        check_choice("split", self.split, ("valid", "test"))
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_optional_int("eval_tokens", self.eval_tokens, 2)
+        if self.retrain is not None:
+            r = dict(self.retrain)
+            check_int("retrain epochs", r.get("epochs"), 1, 10_000)
+            check_float("retrain target sparsity", r.get("target"), 0.0, 1.0, high_open=True)
+            check_optional_int("retrain max_train_tokens", r.get("max_train_tokens"), 1)
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """A point with the settings it runs under and the fingerprint of every input that determines its result."""
+
+    point: SweepPoint
+    settings: SweepSettings
+    fingerprint: str
+    out_dir: str
+
+    @property
+    def key(self) -> str:
+        """The point's file name: readable label plus a fingerprint prefix, so that two runs whose inputs
+        differ in anything (weights, batch, steps, data, seed, a hardware file's content) never share a file."""
+        return f"{self.point.label}_{self.fingerprint[:12]}"
+
+
 def grid(hws, alphas, gammas, rules, policy="paper", section=256, prune_to=None) -> list[SweepPoint]:
-    """Every combination, in a stable order."""
+    """Every combination, in a stable order (parameters checked here, before any worker starts)."""
+    validate_grouping_args(1, 0.0, section, None, policy)
+    for a in alphas:
+        validate_grouping_args(a, 0.0, section, None, policy)
+    for g in gammas:
+        validate_grouping_args(1, g, section, None, policy)
+    for r in rules:
+        check_choice("rule", r, RULES)
+    if prune_to is not None:
+        check_float("prune_to (density kept)", prune_to, 0.0, 1.0, low_open=True)
     return [SweepPoint(h, int(a), float(g), r, policy, section, prune_to)
             for h, a, g, r in itertools.product(hws, alphas, gammas, rules)]
 
 
-def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str, timing: str,
-              data: str | None, split: str, seed: int, eval_tokens: int | None = None,
-              retrain: dict | None = None, out_dir: str | None = None) -> dict:
-    """Simulate one point; return its per-layer and total metrics (and accuracy with --data).
+def file_digest(path) -> str:
+    """sha256 of a file's content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_digests(settings: SweepSettings, hws) -> dict:
+    """Content digests of the sweep's input files: the weights, each hardware config, the corpus's splits."""
+    from sasim.hw.config import resolve_hw_path
+
+    out = {"weights": file_digest(settings.weights),
+           "hw": {h: file_digest(resolve_hw_path(h)) for h in dict.fromkeys(hws)}}
+    if settings.data:
+        from sasim.lm.corpus import META_FILE, SPLITS
+
+        files = [f"{s}.txt" for s in SPLITS] + [META_FILE]
+        out["data"] = {f: file_digest(Path(settings.data) / f) for f in files if (Path(settings.data) / f).is_file()}
+    return out
+
+
+def point_fingerprint(point: SweepPoint, settings: SweepSettings, digests: dict) -> str:
+    """sha256 of everything that determines a point's result: the point, the settings (paths and contents of
+    every input file), and sasim's version."""
+    from sasim import __version__
+
+    identity = {"point": asdict(point), "settings": asdict(settings), "weights_sha256": digests["weights"],
+                "hw_sha256": digests["hw"][point.hw], "data_sha256": digests.get("data"), "sasim": __version__}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_point(job: SweepJob) -> dict:
+    """Simulate one point; return its per-layer and total metrics (and accuracy with ``data``).
 
     With ``retrain`` (``{"epochs", "target", "max_train_tokens"}``), the point first prunes, combines
     and retrains the dense checkpoint with its own alpha, gamma and rule (:func:`sasim.lm.prune.prune_checkpoint`),
@@ -70,59 +164,76 @@ def run_point(point: SweepPoint, weights: str, batch: int, steps: int, mode: str
     from sasim.workload.lstm import load_lstm_workload
     from sasim.workload.packing import pack_workload
 
+    point, st = job.point, job.settings
     torch.set_num_threads(1)
     t0 = time.time()
     hw = load_hw_config(point.hw)
     # refuse before any retraining or simulation is spent on the point
     if point.alpha > hw.array.mux_fanin:
         raise SasimError(f"alpha {point.alpha} exceeds {hw.name}'s mux_fanin {hw.array.mux_fanin}")
-    if data and hw.arithmetic.number_format == "fixed_point":
+    if st.data and hw.arithmetic.number_format == "fixed_point":
         raise SasimError(f"{hw.name} is fixed point: sweeps score accuracy in float32 only so far; "
                          "use sasim run --data on one point, or a float32 config")
     retrained = None
-    if retrain:
+    if st.retrain:
         from sasim.lm.prune import prune_checkpoint
         from sasim.workload.packing import stored_packings
 
-        if not data:
+        retrain = dict(st.retrain)
+        if not st.data:
             raise SasimError("--retrain needs --data (the corpus to retrain on)")
         # not KEY.pt: sasim prune writes its summary beside the checkpoint, and KEY.json marks a finished point
-        retrained = str(Path(out_dir) / "points" / f"{point.key}.retrained.pt")
-        prune_checkpoint(weights, data, retrained, [point.alpha], [point.gamma], point.rule, point.policy,
+        retrained = str(Path(job.out_dir) / "points" / f"{job.key}.retrained.pt")
+        prune_checkpoint(st.weights, st.data, retrained, [point.alpha], [point.gamma], point.rule, point.policy,
                          point.section, None, retrain["target"], retrain["epochs"], None,
-                         retrain.get("max_train_tokens"), "cpu", seed, splits=(), show_progress=False,
+                         retrain.get("max_train_tokens"), "cpu", st.seed, splits=(), show_progress=False,
                          validate=False)  # the point is scored below, on the sweep's split
         workload = load_lstm_workload(retrained)
         packings = stored_packings(workload)
     else:
-        workload = load_lstm_workload(weights)
+        workload = load_lstm_workload(st.weights)
         if point.prune_to:
             from sasim.combine.magnitude import prune_workload
 
             prune_workload(workload, point.prune_to)
         packings = pack_workload(workload, hw, point.alpha, point.gamma, point.rule, point.policy, point.section)
-    parts, _, resident = simulate_lstm(workload, packings, hw, batch, steps, timing, mode, seed)
+    parts, _, resident = simulate_lstm(workload, packings, hw, st.batch, st.steps, st.timing, st.mode, st.seed)
     per = [part_metrics(p, hw, resident) for p in parts]
-    total = total_metrics(parts, per, hw, steps)
-    if data:
+    total = total_metrics(parts, per, hw, st.steps)
+    if st.data:
         from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
 
-        model, raw = load_language_model(retrained or weights)
-        acc = evaluate_model(with_array_weights(model, packings), raw, data, split, max_tokens=eval_tokens)
+        model, raw = load_language_model(retrained or st.weights)
+        acc = evaluate_model(with_array_weights(model, packings), raw, st.data, st.split, max_tokens=st.eval_tokens)
         total.update({k: acc[k] for k in ("bpc", "ppl", "loss_nats") if k in acc})
         total["eval_split"] = acc["split"]
-    return {"point": asdict(point), "layers": per, "total": total, "seconds": time.time() - t0,
-            "retrained_checkpoint": retrained}
+    return {"point": asdict(point), "fingerprint": job.fingerprint, "layers": per, "total": total,
+            "seconds": time.time() - t0, "retrained_checkpoint": retrained}
 
 
-def _safe_run(args) -> tuple[SweepPoint, dict | None, str | None]:
-    point = args[0]
+def _safe_run(job: SweepJob) -> tuple[SweepJob, dict | None, str | None]:
     try:
-        return point, run_point(*args), None
+        return job, run_point(job), None
     except SasimError as exc:
-        return point, None, str(exc)
+        return job, None, str(exc)
     except Exception:  # a bug in one point must not lose the others; keep the traceback for the report
-        return point, None, traceback.format_exc(limit=4)
+        return job, None, traceback.format_exc(limit=4)
+
+
+def read_point(path: Path, fingerprint: str) -> dict | None:
+    """A finished point's record, or None when it must be (re)computed: absent, truncated or corrupt (a kill
+    or a full disk mid-write), of another shape, or made from other inputs (another fingerprint)."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(result, dict) or result.get("fingerprint") != fingerprint:
+        return None
+    if not (isinstance(result.get("point"), dict) and isinstance(result.get("layers"), list)
+            and isinstance(result.get("total"), dict) and isinstance(result.get("seconds"), (int, float))
+            and all(isinstance(l, dict) and "name" in l and "shape" in l and "groups" in l for l in result["layers"])):
+        return None
+    return result
 
 
 def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps: int = 1, mode: str = "analytic",
@@ -130,6 +241,11 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
               workers: int | None = None, engine: str = "local", show_progress: bool = True,
               eval_tokens: int | None = None, retrain: dict | None = None) -> dict:
     """Run (or resume) a sweep; write the point files, the CSV, the JSON and the plots.
+
+    A point's file is reused only when its fingerprint (every input that determines the result, the contents
+    of the weights, hardware and corpus files included) matches; a truncated, corrupt or foreign file is
+    recomputed. Files are written atomically, so a killed sweep resumes to the same results. A worker that
+    dies (killed, out of memory) fails its point alone.
 
     Parameters
     ----------
@@ -139,59 +255,63 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
     """
     from tqdm.auto import tqdm
 
-    out = Path(out)
-    (out / "points").mkdir(parents=True, exist_ok=True)
+    from sasim.outputs import check_output_dir, write_json
+
+    check_choice("engine", engine, ("local", "dask"))
+    workers = check_optional_int("workers", workers, 1, 4096) or os.cpu_count() or 1
+    settings = SweepSettings(str(weights), batch, steps, mode, timing, data and str(data), split, seed, eval_tokens,
+                             tuple(sorted(retrain.items())) if retrain else None)
+    out = check_output_dir(out)
+    (out / "points").mkdir(exist_ok=True)
+    digests = input_digests(settings, [p.hw for p in points])
+    jobs = [SweepJob(p, settings, point_fingerprint(p, settings, digests), str(out)) for p in points]
     results, failures = {}, {}
+    twins = _gamma0_twins(jobs)
     todo = []
-    twins = _gamma0_twins(points)
-    for p in points:
-        f = out / "points" / f"{p.key}.json"
-        if f.is_file():
-            results[p.key] = json.loads(f.read_text())
-        elif p.key not in twins:
-            todo.append(p)
-    jobs = [(p, weights, batch, steps, mode, timing, data, split, seed, eval_tokens, retrain, str(out)) for p in todo]
-    workers = workers or os.cpu_count() or 1
+    for job in jobs:
+        found = read_point(out / "points" / f"{job.key}.json", job.fingerprint)
+        if found is not None:
+            results[job.key] = found
+        elif job.key not in twins:
+            todo.append(job)
 
-    def record(point, result, error):
+    def record(job, result, error):
         if error is None:
-            (out / "points" / f"{point.key}.json").write_text(json.dumps(result, indent=1))
-            results[point.key] = result
+            write_json(out / "points" / f"{job.key}.json", result, indent=1)
+            results[job.key] = result
         else:
-            failures[point.key] = {"point": asdict(point), "error": error}
+            failures[job.key] = {"point": asdict(job.point), "error": error}
 
-    with tqdm(total=len(points), initial=len(points) - len(todo), desc="sweep points", disable=not show_progress) as bar:
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="sweep points", disable=not show_progress) as bar:
+        def done(*outcome):
+            record(*outcome)
+            bar.update(1)
+
         if engine == "dask":
-            for point, result, error in _dask_map(jobs, workers):
-                record(point, result, error)
-                bar.update(1)
-        elif engine == "local":
-            if workers == 1 or len(jobs) <= 1:
-                for job in jobs:
-                    record(*_safe_run(job))
-                    bar.update(1)
-            else:
-                with ProcessPoolExecutor(max_workers=workers) as pool:
-                    for fut in as_completed([pool.submit(_safe_run, job) for job in jobs]):
-                        record(*fut.result())
-                        bar.update(1)
+            for outcome in _dask_map(todo, workers):
+                done(*outcome)
+        elif workers == 1 or len(todo) <= 1:
+            for job in todo:
+                done(*_safe_run(job))
         else:
-            raise SasimError(f"--engine must be local or dask, got {engine!r}")
-    for p in points:  # gamma 0: the other rules' points are the first rule's, relabelled
-        if p.key in twins and p.key not in results and twins[p.key] in results:
-            results[p.key] = _relabel(results[twins[p.key]], p)
-            (out / "points" / f"{p.key}.json").write_text(json.dumps(results[p.key], indent=1))
-        elif p.key in twins and twins[p.key] in failures:
-            failures[p.key] = {**failures[twins[p.key]], "point": asdict(p)}
-    ordered = [results[p.key] for p in points if p.key in results]
+            _run_pool(todo, workers, done)
+    for job in jobs:  # gamma 0: the other rules' points are the first rule's, relabelled
+        twin = twins.get(job.key)
+        if twin is not None and job.key not in results and twin in results:
+            results[job.key] = _relabel(results[twin], job)
+            write_json(out / "points" / f"{job.key}.json", results[job.key], indent=1)
+        elif twin is not None and twin in failures:
+            failures[job.key] = {**failures[twin], "point": asdict(job.point)}
+    ordered = [results[j.key] for j in jobs if j.key in results]
     write_csv(ordered, out / "sweep.csv")
     from sasim.report.provenance import run_header
 
     summary = run_header(weights=str(weights), batch=batch, steps=steps, mode=mode, timing=timing, data=data,
                          split=split if data else None, eval_tokens=eval_tokens, retrain=retrain, seed=seed,
-                         engine=engine,
-                         points=[asdict(p) for p in points], done=len(ordered), failures=failures)
-    (out / "sweep.json").write_text(json.dumps(summary, indent=2))
+                         engine=engine, inputs_sha256=digests,
+                         points=[{**asdict(j.point), "key": j.key} for j in jobs], done=len(ordered),
+                         failures=failures)
+    write_json(out / "sweep.json", summary)
     if ordered:
         from sasim.report.sweep_plots import plot_sweep
 
@@ -199,22 +319,93 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
     return summary
 
 
-def _gamma0_twins(points: list[SweepPoint]) -> dict:
+class _Terminated(Exception):
+    """SIGTERM reached the sweep's main process."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Worker initializer: exit when the sweep's main process is gone (killed with SIGKILL, say), instead of
+    waiting forever for work that will never come."""
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _run_pool(jobs: list, workers: int, done) -> None:
+    """Run jobs in a process pool. A worker that dies breaks the pool; the jobs it left unfinished then run one
+    at a time, each in a process of its own, so that only the job whose process dies fails. SIGTERM of the main
+    process stops the workers too."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        unfinished = _pool_pass(jobs, workers, done)
+        for job in unfinished:  # isolation: one process per job
+            if _pool_pass([job], 1, done):
+                done(job, None, "the worker process died (killed by a signal, or out of memory); the point alone "
+                                "failed: rerun the sweep to retry it, with fewer --workers if memory is short")
+    except _Terminated:
+        raise SystemExit(143) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _pool_pass(jobs: list, workers: int, done) -> list:
+    """One process pool over ``jobs``; returns the jobs a broken pool left unfinished."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_watch_parent,
+                               initargs=(os.getpid(),))
+    unfinished = []
+    try:
+        futures = {pool.submit(_safe_run, job): job for job in jobs}
+        for fut in as_completed(futures):
+            try:
+                outcome = fut.result()
+            except BrokenProcessPool:
+                unfinished.append(futures[fut])
+                continue
+            done(*outcome)
+    except BaseException:
+        for proc in list(getattr(pool, "_processes", {}).values()):  # stop workers now, not after their point
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return unfinished
+
+
+def _gamma0_twins(jobs: list[SweepJob]) -> dict:
     """``{key: twin key}`` for points that need not run: at gamma 0 no conflict is allowed, so there is nothing
     for a conflict rule to resolve and every rule packs (and retrains) identically; the first rule's point runs."""
     first, twins = {}, {}
-    for p in points:
+    for job in jobs:
+        p = job.point
         if p.gamma == 0:
             k = (p.hw, p.alpha, p.policy, p.section, p.prune_to)
             if k in first:
-                twins[p.key] = first[k].key
+                twins[job.key] = first[k].key
             else:
-                first[k] = p
+                first[k] = job
     return twins
 
 
-def _relabel(result: dict, point: SweepPoint) -> dict:
-    return {**result, "point": asdict(point), "same_as": result["point"]["rule"]}
+def _relabel(result: dict, job: SweepJob) -> dict:
+    return {**result, "point": asdict(job.point), "fingerprint": job.fingerprint, "same_as": result["point"]["rule"]}
 
 
 def _dask_map(jobs, workers):
@@ -227,7 +418,7 @@ def _dask_map(jobs, workers):
                                                 dashboard_address=None)
     client = Client(address or cluster)
     try:
-        futures = client.map(_safe_run, jobs, pure=False)
+        futures = client.map(_safe_run, jobs, pure=False)  # a dead dask worker's task is retried by dask
         for fut in dask_completed(futures):
             yield fut.result()
     finally:
@@ -237,9 +428,11 @@ def _dask_map(jobs, workers):
 
 
 def write_csv(results: list[dict], path) -> Path:
-    """The tidy table: one row per point and layer, and one ``total`` row per point."""
+    """The tidy table: one row per point and layer, and one ``total`` row per point (written atomically)."""
+    from sasim.outputs import atomic_write
+
     path = Path(path)
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in results:

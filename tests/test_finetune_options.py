@@ -49,7 +49,7 @@ def test_distiller_mixes_cross_entropy_and_kl_to_the_teacher(dense):
     d.reset()
     fresh, _ = d(x, y, teacher_logits)
     assert fresh.abs() < 1e-5  # a student that predicts what the teacher does has KL 0
-    with pytest.raises(SasimError, match="distill-weight"):
+    with pytest.raises(SasimError, match="distill_weight"):
         Distiller(teacher, 1.5)
 
 
@@ -104,8 +104,8 @@ def test_averaging_saves_the_mean_of_the_steps_and_dropout_scaling_is_not_saved(
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--average-from", "3"], "--average-from must be an epoch between 1 and --epochs (2)"),
-    (["--dropout-scale", "-1"], "--dropout-scale must be 0 or more"),
+    (["--average-from", "3"], "--average-from must be an epoch between 1 and epochs (2)"),
+    (["--dropout-scale", "-1"], "--dropout-scale must be >= 0"),
     (["--distill-weight", "2"], "--distill-weight must lie in [0, 1]"),
 ])
 def test_bad_finetune_options_get_one_clear_error(dense, packed, tmp_path, flags, message):

@@ -78,6 +78,8 @@ def test_sweep_with_retrain(dense, tmp_path):
     import csv
     import json
 
+    from test_sweep import key_of
+
     from sasim.sweep import grid, run_sweep
 
     data, ckpt = dense
@@ -88,9 +90,9 @@ def test_sweep_with_retrain(dense, tmp_path):
     totals = [r for r in csv.DictReader(open(tmp_path / "sweep.csv")) if r["layer"] == "total"]
     assert all(float(r["bpc"]) > 0 for r in totals)
     # the retrained checkpoint and its summary never take KEY.json, the file that marks a finished point on resume
-    assert (tmp_path / "points" / f"{points[1].key}.retrained.pt").is_file()
-    assert "prune" in json.loads((tmp_path / "points" / f"{points[1].key}.retrained.json").read_text())
-    assert "prune" not in json.loads((tmp_path / "points" / f"{points[1].key}.json").read_text())
+    assert (tmp_path / "points" / f"{key_of(tmp_path, points[1])}.retrained.pt").is_file()
+    assert "prune" in json.loads((tmp_path / "points" / f"{key_of(tmp_path, points[1])}.retrained.json").read_text())
+    assert "prune" not in json.loads((tmp_path / "points" / f"{key_of(tmp_path, points[1])}.json").read_text())
     assert int(totals[1]["tiles"]) <= int(totals[0]["tiles"])  # a larger budget never needs more tiles under prune
     bad = run_sweep(grid(["8x8"], [4], [0.5], ["prune"]), str(ckpt), tmp_path / "b", workers=1, show_progress=False,
                     retrain=dict(epochs=1, target=0.6))

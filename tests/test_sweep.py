@@ -14,6 +14,12 @@ def ckpt(tmp_path_factory):
     return str(sparse_lstm_checkpoint(tmp_path_factory.mktemp("sw") / "l.pt", input_size=10, hidden=12, density=0.3))
 
 
+def key_of(out, point):
+    """The file key the sweep in ``out`` gave ``point`` (label plus input fingerprint), from sweep.json."""
+    listed = json.loads((out / "sweep.json").read_text())["points"]
+    return next(p["key"] for p in listed if p["key"].startswith(point.label + "_"))
+
+
 def rows(out):
     with open(out / "sweep.csv") as f:
         return list(csv.DictReader(f))
@@ -30,7 +36,7 @@ def test_sweep_csv_resume_and_failures(ckpt, tmp_path):
     for name in ("utilization_heatmap.png", "metrics_vs_gamma.png"):
         assert (tmp_path / name).stat().st_size > 1000
     # resume: finished points are read back, not recomputed
-    marker = tmp_path / "points" / f"{points[0].key}.json"
+    marker = tmp_path / "points" / f"{key_of(tmp_path, points[0])}.json"
     data = json.loads(marker.read_text())
     data["total"]["cycles"] = -1
     marker.write_text(json.dumps(data))
@@ -75,12 +81,12 @@ def test_gamma_zero_runs_once_for_all_rules(ckpt, tmp_path):
     points = grid(["8x8"], [4], [0.0, 0.5], ["prune", "spill"])
     summary = run_sweep(points, ckpt, tmp_path, workers=1, show_progress=False)
     assert summary["done"] == 4
-    prune0, spill0 = (json.loads((tmp_path / "points" / f"{p.key}.json").read_text()) for p in points[:2])
+    prune0, spill0 = (json.loads((tmp_path / "points" / f"{key_of(tmp_path, p)}.json").read_text()) for p in points[:2])
     assert spill0["same_as"] == "prune" and spill0["point"]["rule"] == "spill"
     assert spill0["total"] == prune0["total"]
     totals = [r for r in rows(tmp_path) if r["layer"] == "total"]
     assert [r["rule"] for r in totals] == ["prune", "spill", "prune", "spill"]
-    assert "same_as" not in json.loads((tmp_path / "points" / f"{points[3].key}.json").read_text())
+    assert "same_as" not in json.loads((tmp_path / "points" / f"{key_of(tmp_path, points[3])}.json").read_text())
     alone = run_sweep(grid(["8x8"], [4], [0.0], ["spill"]), ckpt, tmp_path / "alone", workers=1, show_progress=False)
     assert alone["done"] == 1  # run on its own, the spill point really computes the same numbers
     ran = json.loads(next((tmp_path / "alone" / "points").glob("*.json")).read_text())

@@ -25,14 +25,19 @@ from sasim.combine._grouping_kernel import _paper_groups
 from sasim.errors import SasimError
 
 POLICIES = ("paper", "min-conflict")
+#: Bounds of the grouping parameters: alpha at most 2**16 columns a group; gamma, an average number of
+#: conflicts per row, at most 1e6 (beyond any matrix's columns; a larger value only risks overflow).
+MAX_ALPHA = 2**16
+MAX_GAMMA = 1e6
 
 
 def validate_grouping_args(alpha, gamma, section, row_cap=None, policy="paper") -> None:
     """Raise :class:`SasimError` for impossible grouping parameters."""
-    if not isinstance(alpha, (int, np.integer)) or alpha < 1:
-        raise SasimError(f"alpha must be a positive integer (columns per group), got {alpha!r}")
-    if not isinstance(gamma, (int, float, np.floating, np.integer)) or not math.isfinite(gamma) or gamma < 0:
-        raise SasimError(f"gamma must be a finite number >= 0 (conflicts per row), got {gamma!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, np.integer)) or not 1 <= alpha <= MAX_ALPHA:
+        raise SasimError(f"alpha must be an integer in 1..{MAX_ALPHA} (columns per group), got {alpha!r}")
+    if (isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating, np.integer))
+            or not math.isfinite(gamma) or not 0 <= gamma <= MAX_GAMMA):
+        raise SasimError(f"gamma must be a number in 0..{MAX_GAMMA:g} (conflicts per row on average), got {gamma!r}")
     if not isinstance(section, (int, np.integer)) or section < 0:
         raise SasimError(f"section must be an integer >= 0 (0: no sections), got {section!r}")
     if row_cap is not None and (not isinstance(row_cap, (int, np.integer)) or row_cap < 0):

@@ -182,6 +182,8 @@ def validate_hw_dict(data: dict, source: str = "hardware config", problems: list
     except ValidationError as exc:
         problems += _format_errors(exc)
         config = None
+    if len(problems) == 1:
+        raise SasimError(f"{source}: {problems[0]}")
     if problems:
         lines = "\n  ".join(problems)
         raise SasimError(f"{source} has {len(problems)} problem{'s' * (len(problems) > 1)}:\n  {lines}")

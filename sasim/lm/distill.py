@@ -31,7 +31,7 @@ class Distiller:
 
     def __init__(self, teacher, weight: float):
         if not 0.0 <= weight <= 1.0:
-            raise SasimError(f"--distill-weight must lie in [0, 1], got {weight}")
+            raise SasimError(f"distill_weight must lie in [0, 1], got {weight}", param="distill_weight")
         self.teacher = teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)

@@ -17,6 +17,7 @@ import time
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from sasim.checks import check_float, check_int
 from sasim.errors import SasimError
 from sasim.lm.distill import Distiller, load_teacher
 
@@ -40,6 +41,10 @@ _DROPOUT_RATES = ("dropout_e", "dropout_i", "dropout_h", "dropout_o", "weight_dr
 def _set_dropout(model, rates: dict) -> dict:
     """Set ``model``'s dropout rates (embedding, locked, DropConnect) to ``rates``; return the rates it had."""
     before = {name: getattr(model.config, name) for name in _DROPOUT_RATES}
+    for name, value in rates.items():
+        if not 0 <= value < 1:
+            raise SasimError(f"dropout_scale makes {name} {value:g}; a dropout probability must stay below 1: use a "
+                             "smaller scale", param="dropout_scale")
     for name, value in rates.items():
         setattr(model.config, name, value)
     for rnn in model.rnns:
@@ -102,12 +107,14 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     from sasim.workload.lstm import load_lstm_workload
     from sasim.workload.packing import stored_packings
 
-    if epochs < 1:
-        raise SasimError(f"--epochs must be at least 1, got {epochs}")
-    if average_from is not None and not 1 <= average_from <= epochs:
-        raise SasimError(f"--average-from must be an epoch between 1 and --epochs ({epochs}), got {average_from}")
-    if not dropout_scale >= 0:
-        raise SasimError(f"--dropout-scale must be 0 or more, got {dropout_scale}")
+    check_int("epochs", epochs, 1)
+    if average_from is not None and not 1 <= check_int("average_from", average_from, 1) <= epochs:
+        raise SasimError(f"average_from must be an epoch between 1 and epochs ({epochs}), got {average_from}",
+                         param="average_from")
+    check_float("dropout_scale", dropout_scale, 0.0)
+    check_float("distill_weight", distill_weight, 0.0, 1.0)
+    if lr is not None:
+        check_float("lr", lr, 0.0, low_open=True)
     model, raw = load_language_model(weights)
     if raw.get("quantization"):
         raise SasimError(f"{weights} is quantized; fine-tune the float checkpoint it came from")
@@ -117,8 +124,7 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
         _freeze_masks(model, packed)
     cfg = train_config_of(raw, seed, max_train_tokens)
     cfg.lr = cfg.lr * 0.1 if lr is None else lr
-    if not cfg.lr > 0:
-        raise SasimError(f"--lr must be positive, got {cfg.lr}")
+    check_float("lr", cfg.lr, 0.0, low_open=True)
     data = retraining_data(model, raw, data_dir, cfg, device, seed)
     train_data, valid_data = data["train"], data["valid"]
     distiller = Distiller(load_teacher(teacher, raw, data["device"]), distill_weight) if teacher else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from sasim.checks import check_int, check_optional_int
 from sasim.errors import SasimError
 from sasim.lm.model import LSTMLanguageModel, ModelConfig
 from sasim.workload.checkpoint import load_raw, to_sasim_state_dict
@@ -88,10 +89,13 @@ def evaluate_model(model, raw: dict, data_dir, split: str = "test", batch_size: 
     from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
     from sasim.lm.train import batchify
 
+    check_optional_int("max_tokens", max_tokens, 2)
+    check_int("batch_size", batch_size, 1)
+    check_int("bptt", bptt, 1)
     if corpus is None:
         corpus = load_corpus(data_dir, level=raw.get("level"))
     ids = encode_with_vocab(corpus, raw["vocab"])[split]
-    if max_tokens:
+    if max_tokens is not None:
         ids = ids[:max_tokens]
     data = batchify(ids, batch_size)
     loss = evaluate_loss(model, data, bptt)

@@ -18,6 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from sasim.checks import check_float, check_int
+from sasim.errors import SasimError
+
 
 @dataclass
 class ModelConfig:
@@ -34,6 +37,18 @@ class ModelConfig:
     dropout_i: float = 0.1
     dropout_o: float = 0.1
     weight_drop: float = 0.2
+
+    def __post_init__(self):
+        for name in ("vocab_size", "emb_size", "hidden_size", "num_layers"):
+            check_int(name, getattr(self, name), 1)
+        check_int("proj_size", self.proj_size, 0)
+        if self.proj_size >= self.hidden_size:
+            raise SasimError(f"proj_size must be smaller than hidden_size {self.hidden_size} (a projection "
+                             f"shrinks the hidden state), got {self.proj_size}", param="proj_size")
+        if not isinstance(self.tie_weights, bool):
+            raise SasimError(f"tie_weights must be true or false, got {self.tie_weights!r}", param="tie_weights")
+        for name in ("dropout_e", "dropout_h", "dropout_i", "dropout_o", "weight_drop"):
+            check_float(name, getattr(self, name), 0.0, 1.0, high_open=True)
 
     def to_dict(self) -> dict:
         return asdict(self)

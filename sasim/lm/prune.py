@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from sasim.combine.torch_api import ColumnCombiner
+from sasim.checks import check_float, check_int
 from sasim.errors import SasimError
 
 
@@ -67,7 +68,8 @@ def load_dense_for_pruning(weights, alphas, gammas) -> tuple:
     alphas = list(alphas) * n if len(alphas) == 1 else list(alphas)
     gammas = list(gammas) * n if len(gammas) == 1 else list(gammas)
     if len(alphas) != n or len(gammas) != n:
-        raise SasimError(f"--alpha and --gamma take one value or one per layer ({n} layers)")
+        raise SasimError(f"alpha and gamma take one value or one per layer ({n} layers), got {len(alphas)} and "
+                         f"{len(gammas)}", param="alpha")
     return model, raw, alphas, gammas
 
 
@@ -89,10 +91,8 @@ def rehearse_pruning(model, alpha, gamma, rule="prune", policy="paper", section=
     moves the weights between events, so the real run's groups differ a little; with a learning rate of zero
     they are the same). Use it to choose alpha, gamma and the target for a tile budget before training.
     """
-    if not 0 < target < 1:
-        raise SasimError(f"--target-sparsity must be in (0, 1), got {target}")
-    if events < 1:
-        raise SasimError(f"--events must be at least 1, got {events}")
+    check_float("target_sparsity", target, 0.0, 1.0, low_open=True, high_open=True)
+    check_int("events", events, 1)
     combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap).prepare()
     magnitude_target = [target * (1 - 1 / a) for a in combiner.alpha]
     records = [{"event": i, **_pruning_event(model, combiner, magnitude_target, i / events)}
@@ -150,10 +150,10 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     from sasim.lm.evaluate import evaluate_loss
     from sasim.lm.train import epoch_steps, epoch_tokens, train_epoch
 
-    if not 0 < target < 1:
-        raise SasimError(f"--target-sparsity must be in (0, 1), got {target}")
-    if epochs < 1:
-        raise SasimError(f"--epochs must be at least 1, got {epochs}")
+    check_float("target_sparsity", target, 0.0, 1.0, low_open=True, high_open=True)
+    check_int("epochs", epochs, 1)
+    if events is not None:
+        check_int("events", events, 1)
     combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap).prepare()
     total = epoch_steps(train_data, cfg) * epochs  # the steps train_epoch will take
     events = events or default_events(epochs)

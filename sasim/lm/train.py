@@ -40,7 +40,7 @@ def resolve_device(device: str | None) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SasimError("--device cuda asked for, but torch sees no GPU here; use --device cpu")
+        raise SasimError("device cuda asked for, but torch sees no GPU here; use cpu", param="device")
     return torch.device(device)
 
 

@@ -13,11 +13,13 @@ so that an overflow is reported rather than silently differing).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
+from sasim.checks import check_choice, check_float, check_int
 from sasim.errors import SasimError
 from sasim.quant.quantize import QuantizedMatrix, calibrate_scale, qmax, quantize_weights
 
@@ -33,6 +35,16 @@ class QuantConfig:
     vector_frac_bits: int | None = None  # default: vector_bits - 5 (sign, 4 integer bits: range +-16)
 
     def __post_init__(self):
+        check_int("weight_bits", self.weight_bits, 2, 32)
+        check_int("act_bits", self.act_bits, 2, 32)
+        check_int("acc_bits", self.acc_bits, 2, 62)
+        if self.acc_bits < self.weight_bits + self.act_bits - 1:
+            raise SasimError(f"acc_bits {self.acc_bits} cannot hold one product of {self.weight_bits}-bit weights and "
+                             f"{self.act_bits}-bit activations ({self.weight_bits + self.act_bits - 1} bits); widen "
+                             "acc_bits", param="acc_bits")
+        check_choice("calibration", self.calibration, ("minmax", "percentile"))
+        check_float("percentile", self.percentile, 0.0, 100.0, low_open=True)
+        check_int("vector_bits", self.vector_bits, 0, 32)
         if self.vector_bits:
             if not 4 <= self.vector_bits <= 32:
                 raise SasimError(f"vector_bits must be 0 (float32) or 4..32, got {self.vector_bits}")
@@ -114,16 +126,26 @@ def quantize_lstm(model, cfg: QuantConfig, scales: list[dict]) -> list[Quantized
     for rnn, scale in zip(model.rnns, scales):
         weights = rnn.effective_weights()
         gates = quantize_weights(torch.cat(weights[:2], 1).double().cpu().numpy(), cfg.weight_bits)
-        layer = QuantizedLayer(gates, float(scale["input"]))
+        layer = QuantizedLayer(gates, _activation_scale(scale, "input"))
         if rnn.proj_size:
             layer.projection = quantize_weights(weights[4].double().cpu().numpy(), cfg.weight_bits)
-            layer.projection_scale = float(scale["projection"])
+            layer.projection_scale = _activation_scale(scale, "projection")
         for q in (layer.gates, layer.projection):
             if q is not None and worst_case_acc_bits(q, cfg.act_bits) > cfg.acc_bits:
                 raise SasimError(f"acc_bits {cfg.acc_bits} can overflow: these weights need up to "
                                  f"{worst_case_acc_bits(q, cfg.act_bits)} bits in the worst case; widen acc_bits")
         layers.append(layer)
     return layers
+
+
+def _activation_scale(scale, name: str) -> float:
+    """A stored activation scale, which must be a finite number > 0 (NaN, 0 or a negative scale would score a
+    wrong number silently)."""
+    value = scale.get(name) if isinstance(scale, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise SasimError(f"activation scale '{name}' must be a finite number > 0, got {value!r}; re-run "
+                         "sasim quantize to calibrate it")
+    return float(value)
 
 
 def layer_scales(qlayers: list[QuantizedLayer]) -> list[dict]:

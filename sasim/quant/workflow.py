@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from sasim.checks import check_float, check_int, check_optional_int
 from sasim.errors import SasimError
 from sasim.quant.lstm import QuantConfig
 
@@ -37,8 +38,11 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
     from sasim.lm.loading import evaluate_model, load_language_model
     from sasim.quant.lstm import calibrate_lstm, calibration_batch, score_quantized
 
-    if qat_epochs < 0:
-        raise SasimError(f"--qat-epochs must be 0 or more, got {qat_epochs}")
+    check_int("qat_epochs", qat_epochs, 0)
+    check_int("calib_tokens", calib_tokens, 8)
+    check_optional_int("eval_tokens", eval_tokens, 2)
+    if qat_lr is not None:
+        check_float("qat_lr", qat_lr, 0.0, low_open=True)
     t0 = time.time()
     torch.manual_seed(seed)
     model, raw = load_language_model(weights)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,8 @@ def build_report(hw, total: dict, parts: list[dict], **settings) -> dict:
 
 
 def write_json(path, report: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return path
+    """Write a report as strict JSON (a NaN or infinity is an error naming its key), atomically."""
+    from sasim import outputs
+
+    path = outputs.check_output_file(path, "--json", make_parents=True)
+    return outputs.write_json(path, _plain(report))

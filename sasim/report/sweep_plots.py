@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sasim.outputs import save_figure  # noqa: E402
+
 
 def _label(p):
     return f"{Path(p['hw']).stem} a={p['alpha']} {p['rule']}"
@@ -33,7 +35,7 @@ def plot_sweep(results: list[dict], out) -> list[Path]:
     ax.set_title("utilization per layer")
     fig.tight_layout()
     written.append(out / "utilization_heatmap.png")
-    fig.savefig(written[-1], dpi=110)
+    save_figure(fig, written[-1], dpi=110)
     plt.close(fig)
     # 2. metrics against gamma, one line per (hw, alpha, rule)
     has_acc = "bpc" in results[0]["total"] or "ppl" in results[0]["total"]
@@ -55,7 +57,7 @@ def plot_sweep(results: list[dict], out) -> list[Path]:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     written.append(out / "metrics_vs_gamma.png")
-    fig.savefig(written[-1], dpi=110)
+    save_figure(fig, written[-1], dpi=110)
     plt.close(fig)
     # 3. accuracy-latency Pareto front (latency alone when there is no accuracy)
     if has_acc:
@@ -79,6 +81,6 @@ def plot_sweep(results: list[dict], out) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         written.append(out / "pareto.png")
-        fig.savefig(written[-1], dpi=110)
+        save_figure(fig, written[-1], dpi=110)
         plt.close(fig)
     return written

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sasim.checks import check_int
 from sasim.combine.packed import DenseShape, PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
@@ -61,6 +62,7 @@ def simulate_matmul(packed: PackedMatrix | RowBlocks | DenseShape, x: np.ndarray
         Whether the workload's weights fit in the weight SRAM (else loads are DRAM-bound).
     """
     check_mode(mode, timing)
+    check_int("M (the batch)", M, 1)
     if isinstance(packed, RowBlocks):
         maps = tilemap or [None] * len(packed.blocks)
         results = [simulate_matmul(b, x, hw, M, timing, mode, weights_resident, tm) for b, tm in zip(packed.blocks, maps)]

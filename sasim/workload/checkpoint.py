@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from sasim.errors import SasimError
+from sasim.outputs import check_output_file, save_torch
 from sasim.workload.checkpoint_schema import validate_sasim_checkpoint
 
 FORMAT = "sasim-lm"
@@ -121,8 +122,7 @@ def save_checkpoint(path, state_dict: dict, model_config: dict, vocab: list, **e
     **extra
         Further plain metadata: ``level``, ``train`` (summary), ``packing``, ...
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output_file(path, "checkpoint", make_parents=True)
     obj = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -131,10 +131,7 @@ def save_checkpoint(path, state_dict: dict, model_config: dict, vocab: list, **e
         "state_dict": {k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
     }
     obj.update(extra)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-    return path
+    return save_torch(path, obj)  # atomic: a killed run leaves the previous file, never half of a new one
 
 
 _AWD_KEY = re.compile(r"^rnns\.(\d+)\.module\.(weight_ih_l0|weight_hh_l0|bias_ih_l0|bias_hh_l0|weight_hr_l0)(_raw)?$")
