@@ -138,3 +138,13 @@ def _size(n: float) -> str:
             return f"{n:,.1f} {unit}"
         n /= 1024
     return f"{n:,.1f} EiB"
+
+
+def check_device(name: str, value) -> str:
+    """A torch device name sasim accepts: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (whether a GPU is there is
+    checked where the device is used)."""
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"cpu|auto|cuda(:\d+)?", value):
+        raise SasimError(f"{name} must be cpu, cuda, cuda:N or auto, got {value!r}", param=name)
+    return value

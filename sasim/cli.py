@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from sasim.checks import MAX_COUNT, arg_type, check_float, check_int
+from sasim.checks import MAX_COUNT, arg_type, check_device, check_float, check_int
 from sasim.combine.grouping import MAX_ALPHA, MAX_GAMMA
 from sasim.errors import SasimError
 
@@ -96,29 +96,35 @@ def _cmd_gemm(args) -> int:
     import numpy as np
 
     from sasim.combine.pack import pack_matrix
-    from sasim.combine.packed import PackedMatrix
+    from sasim.checks import check_memory
+    from sasim.combine.packed import DenseShape, PackedMatrix
     from sasim.hw.config import load_hw_config
     from sasim.sim.engine import simulate_matmul
-    from sasim.sim.mapping import weights_fit
+    from sasim.sim.mapping import weights_fit, weights_memory_bytes
     from sasim.sim.metrics import WorkPart, part_metrics, total_metrics
 
     hw = load_hw_config(args.hw)
-    for name in ("m", "n", "k"):
-        if getattr(args, name) <= 0:
-            raise SasimError(f"--{name} must be positive, got {getattr(args, name)}")
-    if not 0 < args.density <= 1:
-        raise SasimError(f"--density must be in (0, 1], got {args.density}")
-    rng = np.random.default_rng(args.seed)
-    w = rng.standard_normal((args.n, args.k)).astype(np.float32)
-    if args.density < 1:
-        w *= rng.random((args.n, args.k)) < args.density
-    x = rng.standard_normal((args.m, args.k)).astype(np.float32)
     packing = _packing_args(args)
-    packed = pack_matrix(w, mux_fanin=hw.array.mux_fanin, **packing) if packing else PackedMatrix.from_dense(w)
+    rng = np.random.default_rng(args.seed)
+    if args.mode == "analytic" and args.density == 1 and not packing:  # the shape is all the analytic model needs
+        w = packed = DenseShape((args.n, args.k))
+        x = None
+    else:
+        check_memory(weights_memory_bytes([(args.n, args.k)]) + (4 * args.m * args.k if args.mode == "cycle" else 0),
+                     f"the {args.n} x {args.k} random matrix" + (f" and {args.m} input vectors" if args.mode == "cycle"
+                                                                  else ""),
+                     "--mode analytic with --density 1 and no packing needs only the shape"
+                     if args.mode == "cycle" or args.density < 1 or packing else "")
+        w = rng.standard_normal((args.n, args.k)).astype(np.float32)
+        if args.density < 1:
+            w *= rng.random((args.n, args.k)) < args.density
+        x = rng.standard_normal((args.m, args.k)).astype(np.float32) if args.mode == "cycle" else None
+        packed = pack_matrix(w, mux_fanin=hw.array.mux_fanin, **packing) if packing else PackedMatrix.from_dense(w)
     resident = weights_fit(hw, [packed])
     res = simulate_matmul(packed, x if args.mode == "cycle" else None, hw, args.m, args.timing, args.mode, resident)
     part = WorkPart(name="gemm", rows=args.n, cols=args.k, groups=packed.num_groups, nonzeros=packed.nonzeros,
-                    nonzeros_before=int(np.count_nonzero(w)), counts=res.counts, steps=1, batch=args.m,
+                    nonzeros_before=packed.nonzeros if isinstance(w, DenseShape) else int(np.count_nonzero(w)),
+                    counts=res.counts, steps=1, batch=args.m,
                     cell_bytes=res.tilemap.cell_bytes)
     pm = part_metrics(part, hw, resident)
     total = total_metrics([part], [pm], hw, 1)
@@ -548,6 +554,14 @@ def FLOAT(low: float, high: float | None, **open_ends):  # noqa: N802
     return arg_type(check_float, low, high, **open_ends)
 
 
+def DEVICE(text: str) -> str:  # noqa: N802
+    """A device flag: cpu, cuda, cuda:N or auto."""
+    try:
+        return check_device("device", text)
+    except SasimError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("device ", "", 1)) from None
+
+
 SEED = INT(0, 2**32 - 1)
 SPARSITY = FLOAT(0, 1, low_open=True, high_open=True)
 DENSITY = FLOAT(0, 1, low_open=True)
@@ -568,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=SEED, help="override the preset's seed")
     p.add_argument("--proj-size", dest="proj_size", type=INT(0, 2**20), help="LSTM with projection: P per layer (Jozefowicz et al.)")
     p.add_argument("--max-train-tokens", dest="max_train_tokens", type=INT(1, 2**62), help="tokens per epoch (default: all)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, or auto")
+    p.add_argument("--device", default="cpu", type=DEVICE, help="cpu (default), cuda, or auto")
     p.add_argument("--threads", type=INT(0, 1024), default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.latest.pt")
     p.set_defaults(func=_cmd_train)
@@ -667,7 +681,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=INT(1, 1_000_000), help="pruning events (default 2 per epoch)")
     p.add_argument("--max-train-tokens", dest="max_train_tokens", type=INT(1, 2**62), help="tokens per retraining epoch")
     p.add_argument("--mux-fanin", dest="mux_fanin", type=INT(1, 256), help="refuse alpha above this multiplexer width")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", type=DEVICE)
     p.add_argument("--seed", type=SEED, default=1)
     p.add_argument("--qat-bits", dest="qat_bits",
                    help="then fine-tune quantization-aware for these weight,activation bits (e.g. 8,8) and save a "
@@ -689,7 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=INT(1, 100_000), default=1)
     p.add_argument("--lr", type=FLOAT(0, 10, low_open=True), help="Adam learning rate (default: a tenth of the model's training rate)")
     p.add_argument("--max-train-tokens", dest="max_train_tokens", type=INT(1, 2**62), help="tokens per epoch")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", type=DEVICE)
     p.add_argument("--seed", type=SEED, default=1)
     p.add_argument("--distill", metavar="TEACHER",
                    help="dense checkpoint to distill from (normally the model the packed one was pruned from)")
@@ -715,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quantization-aware fine-tuning epochs (straight-through estimator); 0: post-training only")
     p.add_argument("--qat-lr", dest="qat_lr", type=FLOAT(0, 10, low_open=True), help="fine-tuning learning rate (default: a tenth of training's)")
     p.add_argument("--max-train-tokens", dest="max_train_tokens", type=INT(1, 2**62), help="tokens per fine-tuning epoch")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", type=DEVICE)
     p.add_argument("--seed", type=SEED, default=1)
     p.add_argument("--hw", help="also report the cost at these widths on this array (memory, cycles, traffic, energy)")
     p.add_argument("--arithmetic", default="bit_serial", choices=["bit_serial", "bit_parallel"],

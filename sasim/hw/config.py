@@ -12,11 +12,10 @@ import math
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sasim.errors import SasimError
-from sasim.hw.yaml_loader import load_yaml
+from sasim.hw.yaml_loader import parse_yaml, read_text_file
 
 SCHEMA_VERSION = 1
 #: The smallest bandwidth accepted (bytes per cycle): one byte per thousand cycles. Below it the cycle
@@ -163,12 +162,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
 
 def parse_hw_config(text: str, source: str = "<string>") -> HardwareConfig:
     """Validate YAML text as a hardware config; every problem is reported in one :class:`SasimError`."""
-    try:
-        data, problems = load_yaml(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SasimError(f"{source} is not valid YAML{where}: {getattr(exc, 'problem', exc)}; fix the syntax") from None
+    data, problems = parse_yaml(text, source)
     if not isinstance(data, dict):
         raise SasimError(f"{source} must hold a mapping of fields (version, name, array, ...), not {type(data).__name__}")
     return validate_hw_dict(data, source, problems)
@@ -219,11 +213,7 @@ def resolve_hw_path(name_or_path) -> Path:
 def load_hw_config(name_or_path) -> HardwareConfig:
     """Load and validate a hardware config from a path or a shipped name."""
     path = resolve_hw_path(name_or_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SasimError(f"cannot read {path}: {exc}") from None
-    return parse_hw_config(text, str(path))
+    return parse_hw_config(read_text_file(path, "hardware config"), str(path))
 
 
 def field_reference() -> list[tuple[str, str, str]]:

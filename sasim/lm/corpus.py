@@ -89,21 +89,42 @@ def load_corpus(data_dir, level: str | None = None) -> Corpus:
     splits = {}
     for split in SPLITS:
         ids = []
-        for tok in _tokenize_lines(data_dir / f"{split}.txt"):
-            i = index.get(tok)
-            if i is None:
-                i = index[tok] = len(vocab)
-                vocab.append(tok)
-            ids.append(i)
+        path = data_dir / f"{split}.txt"
+        try:
+            for tok in _tokenize_lines(path):
+                i = index.get(tok)
+                if i is None:
+                    i = index[tok] = len(vocab)
+                    vocab.append(tok)
+                ids.append(i)
+        except UnicodeDecodeError:
+            _refuse_non_utf8(path)
         splits[split] = np.asarray(ids, dtype=np.int64)
     meta_path = data_dir / META_FILE
     if level is None and meta_path.is_file():
-        level = json.loads(meta_path.read_text()).get("level")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SasimError(f"{meta_path} is not readable JSON ({exc}); fix or delete it") from None
+        level = meta.get("level") if isinstance(meta, dict) else None
     if level is None:
         level = "char" if all(len(s) == 1 for s in vocab if s != EOS) else "word"
     if level not in ("char", "word"):
         raise SasimError(f"corpus level must be 'char' or 'word', got {level!r}")
     return Corpus(vocab=vocab, splits=splits, level=level, path=str(data_dir))
+
+
+def _refuse_non_utf8(path: Path):
+    """One error naming the file and the byte offset of the first byte that is not UTF-8."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+        offset = None
+    except UnicodeDecodeError as exc:
+        offset = exc.start
+    raise SasimError(f"corpus file {path} is not UTF-8 text (first bad byte at offset {offset}: "
+                     f"{raw[offset:offset + 1]!r}); corpora are read as UTF-8 text, one symbol per whitespace-"
+                     "separated token: convert the file, or write raw bytes as decimal tokens as prepare_enwik8 does")
 
 
 def encode_with_vocab(corpus: Corpus, model_vocab: list) -> dict:

@@ -22,6 +22,7 @@ import time
 import numpy as np
 import torch
 
+from sasim.combine.grouping import validate_grouping_args
 from sasim.combine.torch_api import ColumnCombiner
 from sasim.checks import check_float, check_int
 from sasim.errors import SasimError
@@ -70,6 +71,8 @@ def load_dense_for_pruning(weights, alphas, gammas) -> tuple:
     if len(alphas) != n or len(gammas) != n:
         raise SasimError(f"alpha and gamma take one value or one per layer ({n} layers), got {len(alphas)} and "
                          f"{len(gammas)}", param="alpha")
+    for a, g in zip(alphas, gammas):
+        validate_grouping_args(a, g, 0)
     return model, raw, alphas, gammas
 
 

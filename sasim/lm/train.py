@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sasim.checks import check_device
 from sasim.errors import SasimError
 from sasim.lm.corpus import Corpus
 from sasim.lm.model import LSTMLanguageModel, ModelConfig, detach_state
@@ -39,6 +40,7 @@ def resolve_device(device: str | None) -> torch.device:
         return torch.device("cpu")
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    check_device("device", device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SasimError("device cuda asked for, but torch sees no GPU here; use cpu", param="device")
     return torch.device(device)
@@ -153,6 +155,18 @@ def train(corpus: Corpus, cfg: TrainConfig, out, device="cpu", resume: bool = Fa
     start_epoch = 0
     if resume and latest.is_file():
         ck = load_raw(latest)
+        if ck.get("format") != "sasim-lm" or "train" not in ck:
+            raise SasimError(f"{latest} is not a sasim training checkpoint; delete it to start afresh")
+        if list(ck["vocab"]) != list(corpus.vocab):
+            raise SasimError(f"cannot resume from {latest}: it was trained on another vocabulary ({len(ck['vocab'])} "
+                             f"symbols, this corpus has {corpus.vocab_size}); resume on the same corpus, or start "
+                             "afresh without --resume (another --out)")
+        differ = {k: (v, ck["model_config"].get(k)) for k, v in model.config.to_dict().items()
+                  if ck["model_config"].get(k) != v}
+        if differ:
+            said = ", ".join(f"{k} {new} (checkpoint: {old})" for k, (new, old) in differ.items())
+            raise SasimError(f"cannot resume from {latest}: the model differs from the one it holds: {said}; "
+                             "resume with the same preset and options, or start afresh (another --out)")
         model.load_state_dict(ck["state_dict"])
         optimizer_state = ck.get("optimizer")
         if optimizer_state:

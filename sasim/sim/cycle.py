@@ -10,7 +10,7 @@ from sasim.errors import SasimError
 from sasim.sim import _cycle_kernel as K
 from sasim.sim.analytic import schedule_beats
 from sasim.sim.counts import MatmulCounts
-from sasim.sim.mapping import TileMap
+from sasim.sim.mapping import TileMap, cycle_memory_bytes
 
 TIMINGS = ("sasim", "scalesim")
 
@@ -101,13 +101,6 @@ def _check_steppable(packed: PackedMatrix, tm: TileMap, M: int, timing: str) -> 
                          "--mode analytic, which gives the same counts in closed form")
     check_memory(cycle_memory_bytes(packed.shape, tm, M), "the cycle-level run",
                  "use --mode analytic, which needs no per-PE arrays, or a smaller batch")
-
-
-def cycle_memory_bytes(shape, tm: TileMap, M: int) -> int:
-    """Bytes the cycle-level run of an ``N x K`` matrix mapped as ``tm`` allocates: the padded weights, select
-    indices and nonzero prefix sums (21 bytes a cell), the inputs and the outputs (8 bytes a word at most)."""
-    cells = tm.row_tiles * tm.rows * (tm.col_tiles * tm.cols + 1)
-    return 21 * cells + 8 * M * (shape[0] + shape[1] + tm.row_tiles * tm.rows)
 
 
 def _run(packed: PackedMatrix, x: np.ndarray, out_dtype, tm: TileMap, M: int, timing: str, compute_values: bool,

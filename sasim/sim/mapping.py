@@ -87,3 +87,18 @@ def _ceil_counts(what: str, values: np.ndarray) -> np.ndarray:
     if ceiled.size:
         check_events(what, min(float(ceiled.max()), 2.0**63))
     return ceiled.astype(np.int64)
+
+
+# Memory estimates, made before anything is allocated (sasim.checks.check_memory compares them with what is free).
+
+def cycle_memory_bytes(shape, tm: TileMap, M: int) -> int:
+    """Bytes the cycle-level run of an ``N x K`` matrix mapped as ``tm`` allocates: the padded weights, select
+    indices and nonzero prefix sums (21 bytes a cell), the inputs and the outputs (8 bytes a word at most)."""
+    cells = tm.row_tiles * tm.rows * (tm.col_tiles * tm.cols + 1)
+    return 21 * cells + 8 * M * (shape[0] + shape[1] + tm.row_tiles * tm.rows)
+
+
+def weights_memory_bytes(shapes) -> int:
+    """Bytes of materializing float32 weight matrices of these ``(N, K)`` shapes and packing them: the weights,
+    a random mask or packing's working copy, and the packed values (12 bytes a weight)."""
+    return 12 * sum(int(n) * int(k) for n, k in shapes)

@@ -14,10 +14,11 @@ import math
 import numpy as np
 
 from sasim.combine.pack import pack_matrix
+from sasim.checks import check_int, check_memory
 from sasim.combine.packed import DenseShape, PackedMatrix
 from sasim.hw.config import HardwareConfig
 from sasim.sim.engine import check_mode, simulate_matmul
-from sasim.sim.mapping import weights_fit
+from sasim.sim.mapping import weights_fit, weights_memory_bytes
 from sasim.sim.metrics import WorkPart
 from sasim.workload.spec import WorkloadSpec, expand, synthetic_weights
 
@@ -36,10 +37,15 @@ def simulate_workload(spec: WorkloadSpec, hw: HardwareConfig, batch: int | None 
         Whether the (packed) weights fit in the weight SRAM.
     """
     check_mode(mode, timing)
-    batch = batch or spec.batch
-    steps = steps or spec.steps
+    batch = spec.batch if batch is None else check_int("batch", batch, 1)
+    steps = spec.steps if steps is None else check_int("steps", steps, 1)
     layers = expand(spec, batch, steps)
     materialize = mode == "cycle" or packing is not None or spec.weights.density < 1
+    if materialize:
+        ops = [op for layer in layers for op in layer.matrices]
+        check_memory(weights_memory_bytes((op.rows, op.cols) for op in ops),
+                     f"materializing the workload's {len(ops)} weight matrices",
+                     "the analytic mode needs only their shapes (--mode analytic, density 1, no packing)")
     matrices = []
     index = 0
     for layer in layers:

@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sasim.errors import SasimError
-from sasim.hw.yaml_loader import load_yaml
+from sasim.hw.yaml_loader import parse_yaml, read_text_file
 
 
 class _Strict(BaseModel):
@@ -147,10 +146,7 @@ def load_workload(name_or_path) -> WorkloadSpec:
     path = Path(name_or_path)
     if not path.is_file():
         raise SasimError(f"workload {name_or_path} is neither a file nor a preset ({', '.join(PRESETS)})")
-    try:
-        data, dups = load_yaml(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SasimError(f"{path} is not valid YAML: {exc}") from None
+    data, dups = parse_yaml(read_text_file(path, "workload"), str(path))
     if dups:
         raise SasimError(f"{path}: " + "; ".join(dups))
     if not isinstance(data, dict):
