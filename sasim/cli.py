@@ -164,7 +164,7 @@ def _run_workload(args) -> int:
     if packing is None and spec.packing is not None:
         packing = spec.packing.model_dump()
     count = sum(len(l.matrices) for l in expand(spec, batch, steps))
-    with tqdm(total=count, desc="matrices", disable=args.mode == "analytic" and not packing) as bar:
+    with tqdm(total=count, desc="matrices", disable=args.mode == "analytic" and not packing, delay=0.5) as bar:
         parts, resident = simulate_workload(spec, hw, batch, steps, args.mode, args.timing, packing, args.seed, bar)
     per = [part_metrics(p, hw, resident) for p in parts]
     total = total_metrics(parts, per, hw, steps)

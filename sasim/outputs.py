@@ -29,8 +29,12 @@ def _writable_dir(directory: Path, what: str) -> None:
         raise SasimError(f"{what}: directory {directory} does not exist; create it first or choose another path")
     if not directory.is_dir():
         raise SasimError(f"{what}: {directory} is not a directory; choose another path")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise SasimError(f"{what}: directory {directory} is not writable; choose another path")
+    try:  # a real probe: permission bits say nothing for root, a read-only mount or /sys
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".sasim-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SasimError(f"{what}: cannot write in {directory} ({exc.strerror}); choose another path") from None
 
 
 def check_output_file(path, what: str = "output", make_parents: bool = False) -> Path:

@@ -181,6 +181,15 @@ def _unpack_compact(state: dict, model_config: dict) -> None:
             state[f"rnns.{i}.weight_hr_l0"] = unpack(f"rnns.{i}.weight_hr_l0", (proj, hidden))
 
 
+def tensor_state_dict(obj: dict) -> tuple[dict, str]:
+    """Like :func:`to_sasim_state_dict`, but a checkpoint without LSTM weights is not an error: its tensors are
+    returned under their own names, with layout ``"tensors"`` (for packing named tensors of any model)."""
+    if obj.get("format") == FORMAT or any(isinstance(k, str) and (_AWD_KEY.match(k) or _NNLSTM_KEY.match(k))
+                                          for k in obj):
+        return to_sasim_state_dict(obj)
+    return {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}, "tensors"
+
+
 def to_sasim_state_dict(obj: dict) -> tuple[dict, str]:
     """Return ``(state_dict in sasim's naming, layout)`` for any recognised layout.
 

@@ -61,9 +61,14 @@ _LAYER_KEY = re.compile(r"^rnns\.(\d+)\.")
 
 
 def _tensor(state, key, path):
+    """A weight (2-D, validated) or a bias (1-D) of the state dict as float32 numpy."""
     t = state[key]
     arr = t.detach().float().numpy() if hasattr(t, "detach") else np.asarray(t, dtype=np.float32)
-    return validate_matrix(arr, f"{path}: {key}") if arr.ndim == 2 else arr
+    if ".weight_" in key:
+        return validate_matrix(arr, f"{path}: {key}")
+    if arr.ndim != 1:
+        raise SasimError(f"{path}: {key} must be a vector, got shape {arr.shape}")
+    return arr
 
 
 def layers_from_state_dict(state: dict, path: str = "checkpoint") -> list[LSTMLayerWeights]:

@@ -12,7 +12,8 @@ from sasim.combine.packed import PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
 from sasim.sim.lstm import LayerPacking
-from sasim.workload.checkpoint import carried_metadata, load_raw, save_checkpoint, to_sasim_state_dict
+from sasim.workload.checkpoint import (carried_metadata, load_raw, save_checkpoint, tensor_state_dict,
+                                       to_sasim_state_dict)
 from sasim.workload.lstm import LSTMWorkload, layers_from_state_dict
 
 
@@ -65,7 +66,7 @@ def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune",
         ``{"packing": parameters, "tensors": {name: statistics}}``.
     """
     raw = load_raw(path)
-    state, layout = to_sasim_state_dict(raw)
+    state, layout = tensor_state_dict(raw) if tensors else to_sasim_state_dict(raw)
     if tensors:
         names = []
         for name in tensors:

@@ -34,6 +34,7 @@ from typing import Annotated, Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sasim.checks import MAX_COUNT
 from sasim.errors import SasimError
 from sasim.hw.yaml_loader import parse_yaml, read_text_file
 
@@ -44,16 +45,16 @@ class _Strict(BaseModel):
 
 class LSTMSpec(_Strict):
     type: Literal["lstm"]
-    input: int = Field(gt=0)
-    hidden: int = Field(gt=0)
+    input: int = Field(gt=0, le=MAX_COUNT)
+    hidden: int = Field(gt=0, le=MAX_COUNT)
     proj: int = Field(0, ge=0)
     combine: bool = True
 
 
 class SoftmaxSpec(_Strict):
     type: Literal["softmax"]
-    vocab: int = Field(gt=0)
-    input: int = Field(gt=0)
+    vocab: int = Field(gt=0, le=MAX_COUNT)
+    input: int = Field(gt=0, le=MAX_COUNT)
     sampled: int = Field(0, ge=0, description="importance samples shared by a step's targets; 0 = full softmax")
     combine: bool = False
 
@@ -64,22 +65,22 @@ class CharCNNSpec(_Strict):
     word_length: int = Field(50, gt=0)
     filters: dict[int, int] = Field(description="filter width -> number of filters")
     highway: int = Field(2, ge=0)
-    output: int = Field(gt=0)
+    output: int = Field(gt=0, le=MAX_COUNT)
     combine: bool = False
 
 
 class QRNNSpec(_Strict):
     type: Literal["qrnn"]
-    input: int = Field(gt=0)
-    hidden: int = Field(gt=0)
+    input: int = Field(gt=0, le=MAX_COUNT)
+    hidden: int = Field(gt=0, le=MAX_COUNT)
     window: int = Field(2, gt=0)
     combine: bool = True
 
 
 class LinearSpec(_Strict):
     type: Literal["linear"]
-    rows: int = Field(gt=0)
-    cols: int = Field(gt=0)
+    rows: int = Field(gt=0, le=MAX_COUNT)
+    cols: int = Field(gt=0, le=MAX_COUNT)
     combine: bool = True
 
 
@@ -93,7 +94,7 @@ class WeightsSpec(_Strict):
 
 
 class PackingSpec(_Strict):
-    alpha: int = Field(gt=0)
+    alpha: int = Field(gt=0, le=MAX_COUNT)
     gamma: float = Field(ge=0)
     rule: Literal["prune", "spill"] = "prune"
     policy: Literal["paper", "min-conflict"] = "paper"
@@ -104,8 +105,8 @@ class PackingSpec(_Strict):
 class WorkloadSpec(_Strict):
     version: Literal[1]
     name: str
-    batch: int = Field(1, gt=0, description="default M (streams)")
-    steps: int = Field(1, gt=0, description="default T (timesteps; QRNN sequences)")
+    batch: int = Field(1, gt=0, le=MAX_COUNT, description="default M (streams)")
+    steps: int = Field(1, gt=0, le=MAX_COUNT, description="default T (timesteps; QRNN sequences)")
     weights: WeightsSpec = WeightsSpec()
     packing: PackingSpec | None = Field(None, description="column combining for layers with combine: true "
                                                           "(the command line's --alpha/--gamma take precedence)")
