@@ -399,7 +399,7 @@ def _cmd_prune(args) -> int:
     result = prune_checkpoint(resolve_weights(args.weights), args.data, args.out, alphas, gammas,
                               args.rule or "prune", args.policy or "paper", 256 if args.section is None else args.section,
                               args.row_cap, args.target_sparsity, args.epochs, args.events, args.max_train_tokens,
-                              args.device, args.seed, qat=qat, qat_epochs=args.qat_epochs)
+                              args.device, args.seed, qat=qat, qat_epochs=args.qat_epochs, resume=args.resume)
     name = "bpc" if "bpc" in result["eval"]["test"] else "ppl"
     how = f" ({qat.weight_bits}-bit weights, {qat.act_bits}-bit activations, after QAT)" if qat else ""
     print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f}{how}; "
@@ -693,6 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rehearse the pruning events on the dense weights without training and print the groups, "
                         "density and tiles a run ends near (seconds; to choose settings for a tile budget)")
     p.add_argument("--hw", default="32x32", help="array for --dry-run's tile counts (path or shipped name; default 32x32)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run from OUT.latest.pt (saved after every retraining epoch)")
     p.set_defaults(func=_cmd_prune)
 
     p = sub.add_parser("finetune", help="continue retraining a packed checkpoint with its masks and groups frozen "
@@ -767,7 +769,7 @@ def _check_outputs(args) -> None:
             check_output_dir(out, "--out")
         else:
             check_output_file(out, "--out", make_parents=True)
-            if args.command == "train":
+            if args.command in ("train", "prune"):
                 for derived in (Path(out).with_name(Path(out).stem + ".latest.pt"), Path(out).with_suffix(".json")):
                     check_output_file(derived, "--out (written beside it)")
 

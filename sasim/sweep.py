@@ -187,7 +187,7 @@ def run_point(job: SweepJob) -> dict:
         prune_checkpoint(st.weights, st.data, retrained, [point.alpha], [point.gamma], point.rule, point.policy,
                          point.section, None, retrain["target"], retrain["epochs"], None,
                          retrain.get("max_train_tokens"), "cpu", st.seed, splits=(), show_progress=False,
-                         validate=False)  # the point is scored below, on the sweep's split
+                         validate=False, resume=True)  # scored below on the sweep's split; a killed point resumes
         workload = load_lstm_workload(retrained)
         packings = stored_packings(workload)
     else:

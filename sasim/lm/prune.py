@@ -16,8 +16,10 @@ The result is a packed checkpoint: pruned dense weights, masks, and the packed f
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -130,7 +132,7 @@ def plan_pruning(model, hw, alpha, gamma, rule="prune", policy="paper", section=
 
 def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule="prune", policy="paper",
                           section=256, target=0.9, epochs=2, events=None, row_cap=None, show_progress=True,
-                          log=print) -> tuple[list, dict]:
+                          log=print, progress_path=None, resume: bool = False) -> tuple[list, dict]:
     """Run the joint optimization on ``model`` in place; return ``(packed layers, summary)``.
 
     Parameters
@@ -147,6 +149,11 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
         Retraining epochs in total (events in the first half, then fine-tuning).
     events : int, optional
         Pruning events (default: :func:`default_events`, two per retraining epoch, at least two).
+    progress_path : path, optional
+        Where to save the run's state after every epoch (weights, masks, groups, optimizer, random state, event
+        schedule and curve), atomically; a killed run then resumes from its last finished epoch.
+    resume : bool
+        Continue from ``progress_path`` when it exists; the result equals an uninterrupted run's.
     """
     from tqdm.auto import tqdm
 
@@ -176,7 +183,14 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
 
     curve = []
     t0 = time.time()
-    for epoch in range(epochs):
+    first_epoch, seconds_before = 0, 0.0
+    settings = {"alpha": list(alphas), "gamma": list(combiner.gamma), **combiner.kw, "target": target,
+                "epochs": epochs, "schedule": schedule, "train_shape": list(train_data.shape)}
+    if resume and progress_path is not None and Path(progress_path).is_file():
+        first_epoch, seconds_before = _restore_progress(progress_path, settings, model, optimizer, combiner, state,
+                                                        history, curve)
+        log(f"resumed from {progress_path} after epoch {first_epoch}")
+    for epoch in range(first_epoch, epochs):
         lr = cfg.lr * (0.1 if epoch >= max(1, int(0.75 * epochs)) and epochs > 1 else 1.0)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -187,14 +201,74 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
         curve.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "valid_loss": valid, "events_done": state["event"]})
         log(f"retrain epoch {epoch + 1}: train {loss / math.log(2):.4f} bpc"
             + ("" if valid is None else f", valid {valid / math.log(2):.4f} bpc") + f", {state['event']}/{len(schedule)} events")
+        if progress_path is not None:
+            _save_progress(progress_path, settings, epoch + 1, model, optimizer, combiner, state, history, curve,
+                           seconds_before + time.time() - t0)
     while state["event"] < len(schedule):  # a schedule past the last step (tiny data): finish the events
         state["step"] = schedule[state["event"]]
         hook(model)
     packed = combiner.squash()
-    summary = {"events": history, "curve": curve, "seconds": time.time() - t0, "schedule": schedule,
+    summary = {"events": history, "curve": curve, "seconds": seconds_before + time.time() - t0, "schedule": schedule,
                "magnitude_target": magnitude_target, "steps": total,
                "tokens": epoch_tokens(train_data, cfg) * epochs}
     return packed, summary
+
+
+def _plain(obj):
+    """``obj`` with numpy scalars and tuples made plain, so that ``torch.load(weights_only=True)`` reads it."""
+    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+
+
+def _save_progress(path, settings, epochs_done, model, optimizer, combiner, state, history, curve, seconds) -> None:
+    """The state of a pruning run after ``epochs_done`` epochs, saved atomically (see prune_combine_retrain)."""
+    from sasim.outputs import save_torch
+    from sasim.workload.packing import packed_to_tensors
+
+    packed = {}
+    stats = {}
+    for i, layer in enumerate(combiner.packed):
+        for key, p in (layer or {}).items():
+            packed.update(packed_to_tensors(f"{i}.{key}", p))
+            stats[f"{i}.{key}"] = {"shape": list(p.shape), "stats": _plain(p.stats)}
+    save_torch(path, {"format": "sasim-prune-progress", "settings": _plain(settings), "epochs_done": epochs_done,
+                      "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                      "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "packed": packed,
+                      "packed_stats": stats, "state": dict(state), "history": _plain(history),
+                      "curve": _plain(curve), "seconds": seconds})
+
+
+def _restore_progress(path, settings, model, optimizer, combiner, state, history, curve) -> tuple[int, float]:
+    """Load a pruning run's saved state into the given objects; return ``(epochs done, seconds spent)``."""
+    from sasim.combine.packed import PackedMatrix
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SasimError(f"cannot resume from {path} ({type(exc).__name__}); delete it to start afresh") from None
+    if not isinstance(ck, dict) or ck.get("format") != "sasim-prune-progress":
+        raise SasimError(f"{path} is not the progress file of a sasim prune run; delete it to start afresh")
+    if ck["settings"] != _plain(settings):
+        differ = [k for k in settings if ck["settings"].get(k) != _plain(settings).get(k)]
+        raise SasimError(f"cannot resume from {path}: it was made with other settings ({', '.join(differ)}); "
+                         "resume with the same options, or delete it to start afresh")
+    device = next(model.parameters()).device
+    model.load_state_dict(ck["model"])
+    model.to(device)
+    optimizer.load_state_dict(ck["optimizer"])
+    torch.set_rng_state(ck["rng"])
+    combiner.packed = [{} for _ in combiner.packed]
+    for name, info in ck["packed_stats"].items():
+        i, key = name.split(".")
+        p = PackedMatrix(values=ck["packed"][f"{name}.packed_values"].numpy(),
+                         select=ck["packed"][f"{name}.packed_select"].numpy().astype(np.int16),
+                         group_cols=ck["packed"][f"{name}.packed_groups"].numpy().astype(np.int64),
+                         shape=tuple(info["shape"]))
+        p.stats = info["stats"]
+        combiner.packed[int(i)][key] = p
+    state.update(ck["state"])
+    history.extend(ck["history"])
+    curve.extend(ck["curve"])
+    return ck["epochs_done"], ck["seconds"]
 
 
 def density_report(model) -> dict:
@@ -262,7 +336,8 @@ def save_scored_packed(out, model, packed_layers: list[dict], raw: dict, meta: d
 
 def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", policy="paper", section=256, row_cap=None,
                      target=0.9, epochs=2, events=None, max_train_tokens=None, device="cpu", seed=1,
-                     splits=("valid", "test"), show_progress=True, qat=None, qat_epochs=1, validate=True) -> dict:
+                     splits=("valid", "test"), show_progress=True, qat=None, qat_epochs=1, validate=True,
+                     resume: bool = False) -> dict:
     """Prune, combine and retrain a dense sasim checkpoint; save the packed checkpoint and its JSON.
 
     With ``qat`` (a :class:`sasim.quant.lstm.QuantConfig`), the retrained model is then fine-tuned
@@ -271,10 +346,11 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
 
     ``validate`` False skips the per-epoch validation (a sweep scores each point on its own split anyway).
 
+    After every retraining epoch the run's state is saved to ``OUT.latest.pt`` (atomically); with ``resume``
+    a killed run continues from there and ends with the same weights, groups and scores as an uninterrupted one.
+
     Returns the summary (events, curve, density, and the accuracy on ``splits`` with the saved weights).
     """
-    from pathlib import Path
-
     from sasim.lm.presets import train_config_of
     from sasim.lm.train import retraining_data
     from sasim.report.json_report import write_json
@@ -286,8 +362,10 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     data = retraining_data(model, raw, data_dir, cfg, device, seed, validate)
     train_data, valid_data, ids, dev = data["train"], data["valid"], data["ids"], data["device"]
     log = print if show_progress else (lambda *_: None)
+    progress = Path(out).with_name(Path(out).stem + ".latest.pt")
     packed, summary = prune_combine_retrain(model, train_data, valid_data, cfg, alphas, gammas, rule, policy, section,
-                                            target, epochs, events, row_cap, show_progress, log=log)
+                                            target, epochs, events, row_cap, show_progress, log=log,
+                                            progress_path=progress, resume=resume)
     quant_meta = {}
     if qat is not None:
         from sasim.quant.checkpoint import quantization_meta
