@@ -1,4 +1,4 @@
-"""The command line: reports carry DESIGN.md's metrics and provenance; bad input gets one error line."""
+"""The command line: reports carry docs/contract.md's metrics and provenance; bad input gets one error line."""
 
 import json
 import subprocess

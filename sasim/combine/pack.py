@@ -1,6 +1,6 @@
 """Combine-pruning under a conflict rule, producing the packed form.
 
-Rules (../shared/DESIGN.md section 1):
+Rules (docs/contract.md section 1):
 
 * ``prune`` (the paper): in each (row, group) cell keep the largest-magnitude weight (ties: the
   lowest column index) and drop the others.

@@ -1,4 +1,4 @@
-"""The packed form of a weight matrix (../shared/DESIGN.md section 1).
+"""The packed form of a weight matrix (docs/contract.md section 1).
 
 A packed ``N x K`` matrix with ``G`` groups is ``values (N x G)``, ``select (N x G)`` and the groups:
 ``group_cols (G x A)`` lists each group's column indices (``-1`` pads groups shorter than the widest,

@@ -1,4 +1,4 @@
-"""JSON reports: metrics under DESIGN.md's names, the resolved config, packing, seed and versions."""
+"""JSON reports: metrics under docs/contract.md's names, the resolved config, packing, seed and versions."""
 
 from __future__ import annotations
 

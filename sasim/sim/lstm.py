@@ -1,4 +1,4 @@
-"""An LSTM stack on the array, timestep by timestep (../shared/DESIGN.md section 3).
+"""An LSTM stack on the array, timestep by timestep (docs/contract.md section 3).
 
 Each step of layer ``l``: the array computes the packed ``[W_ih | W_hh]`` times the ``M`` stacked
 ``[x_t ; h_{t-1}]`` vectors; the vector unit adds the biases and does the cell update

@@ -1,4 +1,4 @@
-"""The metrics of ../shared/DESIGN.md section 4, computed from simulated counts.
+"""The metrics of docs/contract.md section 4, computed from simulated counts.
 
 Every metric has a one-line definition in :data:`DEFINITIONS`; reports print it next to the value.
 """
@@ -65,7 +65,7 @@ def _energy_pj(hw: HardwareConfig, c: MatmulCounts, sram_bytes: float, dram_byte
 
 def _ratios(pes: int, cycles: int, useful: int, dense: int, nonzeros: int, nonzeros_before: int, cells: int,
             tiles: int) -> dict:
-    """The ratio metrics of DESIGN.md section 4, from summed counts (one matrix or a whole workload)."""
+    """The ratio metrics of docs/contract.md section 4, from summed counts (one matrix or a whole workload)."""
     return {
         "utilization": useful / (pes * cycles) if cycles else 0.0,
         "dense_equivalent_utilization": dense / (pes * cycles) if cycles else 0.0,
@@ -80,7 +80,7 @@ def _dense_macs(part: WorkPart) -> int:
 
 
 def part_metrics(part: WorkPart, hw: HardwareConfig, weights_resident: bool) -> dict:
-    """DESIGN metrics of one matrix (summed over its timesteps)."""
+    """Contract metrics of one matrix (summed over its timesteps)."""
     c = part.counts
     pes = hw.array.rows * hw.array.cols
     cycles = c.cycles + part.vector_cycles
