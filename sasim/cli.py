@@ -41,7 +41,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from sasim.lm.loading import evaluate_checkpoint
+    from sasim.api.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.weights, args.data, split=args.split, batch_size=args.batch)
     name = "bpc" if "bpc" in result else "ppl"
@@ -93,210 +93,102 @@ def _emit(args, title, hw, parts, total, settings, extra_lines=()) -> None:
 
 
 def _cmd_gemm(args) -> int:
-    import numpy as np
+    from sasim.api.simulate import Gemm, Packing, run_gemm
 
-    from sasim.combine.pack import pack_matrix
-    from sasim.checks import check_memory
-    from sasim.combine.packed import DenseShape, PackedMatrix
-    from sasim.hw.config import load_hw_config
-    from sasim.sim.engine import simulate_matmul
-    from sasim.sim.mapping import weights_fit, weights_memory_bytes
-    from sasim.sim.metrics import WorkPart, part_metrics, total_metrics
-
-    hw = load_hw_config(args.hw)
     packing = _packing_args(args)
-    rng = np.random.default_rng(args.seed)
-    if args.mode == "analytic" and args.density == 1 and not packing:  # the shape is all the analytic model needs
-        w = packed = DenseShape((args.n, args.k))
-        x = None
-    else:
-        check_memory(weights_memory_bytes([(args.n, args.k)]) + (4 * args.m * args.k if args.mode == "cycle" else 0),
-                     f"the {args.n} x {args.k} random matrix" + (f" and {args.m} input vectors" if args.mode == "cycle"
-                                                                  else ""),
-                     "--mode analytic with --density 1 and no packing needs only the shape"
-                     if args.mode == "cycle" or args.density < 1 or packing else "")
-        w = rng.standard_normal((args.n, args.k)).astype(np.float32)
-        if args.density < 1:
-            w *= rng.random((args.n, args.k)) < args.density
-        x = rng.standard_normal((args.m, args.k)).astype(np.float32) if args.mode == "cycle" else None
-        packed = pack_matrix(w, mux_fanin=hw.array.mux_fanin, **packing) if packing else PackedMatrix.from_dense(w)
-    resident = weights_fit(hw, [packed])
-    res = simulate_matmul(packed, x if args.mode == "cycle" else None, hw, args.m, args.timing, args.mode, resident)
-    part = WorkPart(name="gemm", rows=args.n, cols=args.k, groups=packed.num_groups, nonzeros=packed.nonzeros,
-                    nonzeros_before=packed.nonzeros if isinstance(w, DenseShape) else int(np.count_nonzero(w)),
-                    counts=res.counts, steps=1, batch=args.m,
-                    cell_bytes=res.tilemap.cell_bytes)
-    pm = part_metrics(part, hw, resident)
-    total = total_metrics([part], [pm], hw, 1)
+    spec = Gemm(hw=args.hw, m=args.m, n=args.n, k=args.k, density=args.density, timing=args.timing, mode=args.mode,
+                seed=args.seed, packing=Packing(**packing) if packing else None)
+    result = run_gemm(spec)
+    hw, total = result.hw, result.total
     lines = [f"latency {total['latency_s'] * 1e6:.3f} us at {hw.clock_hz / 1e9:g} GHz; energy {total['energy_j'] * 1e6:.3f} uJ"]
-    if args.timing == "scalesim":
-        total["scalesim_total_cycles"] = total["cycles"] - 1
+    if "scalesim_total_cycles" in total:
         lines.append(f"scalesim_total_cycles {total['scalesim_total_cycles']:,} (SCALE-Sim v3 convention: cycles - 1)")
-    if res.y is not None:
-        ref = x @ packed.unpack().T
-        err = float(np.max(np.abs(res.y - ref))) if ref.size else 0.0
-        total["max_abs_error_vs_numpy"] = err
-        lines.append(f"outputs: max |array - numpy| = {err:.3g}")
+    if "max_abs_error_vs_numpy" in total:
+        lines.append(f"outputs: max |array - numpy| = {total['max_abs_error_vs_numpy']:.3g}")
     _emit(args, f"sasim gemm on {hw.name}: M={args.m} N={args.n} K={args.k} density={args.density} "
-          f"({args.mode}, {args.timing} timing)", hw, [pm], total,
-          dict(seed=args.seed, timing=args.timing, mode=args.mode, batch=args.m, density=args.density,
-               packing=packing or {"dense": True}), lines)
+          f"({args.mode}, {args.timing} timing)", hw, result.parts, total, result.settings, lines)
     return 0
 
 
 def _run_workload(args) -> int:
     from tqdm.auto import tqdm
 
-    from sasim.hw.config import load_hw_config
-    from sasim.sim.metrics import part_metrics, total_metrics
-    from sasim.sim.workload_sim import cycles_by_kind, simulate_workload
-    from sasim.workload.spec import expand, load_workload
+    from sasim.api.simulate import Packing, RunWorkload, run_workload
 
     if args.data:
         raise SasimError("--data needs a trained checkpoint (--weights); a --workload has synthetic weights")
-    hw = load_hw_config(args.hw)
-    spec = load_workload(args.workload)
-    batch = spec.batch if args.batch is None else args.batch
-    steps = spec.steps if args.steps is None else args.steps
-    if batch <= 0 or steps <= 0:
-        raise SasimError("--batch and --steps must be positive")
     packing = _packing_args(args)
-    if packing is None and spec.packing is not None:
-        packing = spec.packing.model_dump()
-    count = sum(len(l.matrices) for l in expand(spec, batch, steps))
-    with tqdm(total=count, desc="matrices", disable=args.mode == "analytic" and not packing, delay=0.5) as bar:
-        parts, resident = simulate_workload(spec, hw, batch, steps, args.mode, args.timing, packing, args.seed, bar)
-    per = [part_metrics(p, hw, resident) for p in parts]
-    total = total_metrics(parts, per, hw, steps)
-    kinds = cycles_by_kind(parts, per, steps)
-    total["cycles_per_token_by_kind"] = kinds
-    errors = [p.extra["max_abs_error"] for p in parts if "max_abs_error" in p.extra]
+    spec = RunWorkload(hw=args.hw, workload=args.workload, batch=args.batch, steps=args.steps, timing=args.timing,
+                       mode=args.mode, seed=args.seed, packing=Packing(**packing) if packing else None)
+    result = run_workload(spec, lambda count, quiet: tqdm(total=count, desc="matrices", disable=quiet, delay=0.5))
+    hw, total, info = result.hw, result.total, result.extra
+    batch, steps = info["batch"], info["steps"]
     lines = [f"cycles per token (one step of all {batch} streams; QRNN sequences / {steps}): "
-             + ", ".join(f"{k} {v:,.0f}" for k, v in kinds.items())
+             + ", ".join(f"{k} {v:,.0f}" for k, v in info["kinds"].items())
              + f"; total {total['cycles_per_step']:,.0f} = {total['latency_per_step_s'] * 1e6:.2f} us",
-             f"weights {'fit in' if resident else 'exceed'} the weight SRAM; energy per step "
+             f"weights {'fit in' if result.resident else 'exceed'} the weight SRAM; energy per step "
              f"{total['energy_j'] / steps * 1e3:.3f} mJ"]
-    if errors:
-        total["max_abs_error_vs_numpy"] = max(errors)
-        lines.append(f"outputs: max |array - numpy| = {max(errors):.3g}")
-    _emit(args, f"sasim run: workload {spec.name} on {hw.name}, batch {batch}, {steps} step(s), {args.mode}, "
-          f"{args.timing} timing", hw, per, total,
-          dict(seed=args.seed, timing=args.timing, mode=args.mode, batch=batch, steps=steps, workload=spec.model_dump(),
-               packing=packing or {"dense": True}), lines)
+    if "max_abs_error_vs_numpy" in total:
+        lines.append(f"outputs: max |array - numpy| = {total['max_abs_error_vs_numpy']:.3g}")
+    _emit(args, f"sasim run: workload {info['name']} on {hw.name}, batch {batch}, {steps} step(s), {args.mode}, "
+          f"{args.timing} timing", hw, result.parts, total, result.settings, lines)
     return 0
 
 
 def _cmd_run(args) -> int:
     from tqdm.auto import tqdm
 
+    from sasim.api.simulate import Packing, RunCheckpoint, run_checkpoint
+
     if args.workload:
         if args.weights is not None:
             raise SasimError("give either --weights or --workload, not both")
         return _run_workload(args)
-    args.batch = 1 if args.batch is None else args.batch
-    args.steps = 1 if args.steps is None else args.steps
-
-    from sasim.hw.config import load_hw_config
-    from sasim.sim.lstm import simulate_lstm
-    from sasim.sim.metrics import part_metrics, total_metrics
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import pack_workload, stored_packings, workload_packings
-
-    hw = load_hw_config(args.hw)
-    if args.batch <= 0 or args.steps <= 0:
-        raise SasimError("--batch and --steps must be positive")
-    workload = load_lstm_workload(resolve_weights(args.weights or default_weights()))
     packing = _packing_args(args)
     rules = _layer_rules(args)
-    stored = stored_packings(workload)
-    if stored is not None:
-        params = workload.raw["packing"]["packing"]
-        clash = {k: (v, params.get(k)) for k, v in (packing or {}).items() if params.get(k, v) != v}
-        if clash:
-            said = ", ".join(f"{k} {v[0]} (checkpoint: {v[1]})" for k, v in clash.items())
-            raise SasimError(f"{workload.path} is already packed and its packing disagrees with the flags: {said}; "
-                             "drop the packing flags, or pack the original dense checkpoint")
-        packings, packing = stored, dict(params, stored=True)  # simulate_matmul checks groups against mux_fanin
-    elif packing:
-        packings = pack_workload(workload, hw, **packing, **rules)
-        packing.update(rules)
-    else:
-        packings = workload_packings(workload)
-    with tqdm(total=args.steps, desc="timesteps", disable=args.steps < 2 or args.mode == "analytic") as bar:
-        parts, outputs, resident = simulate_lstm(workload, packings, hw, args.batch, args.steps, args.timing,
-                                                 args.mode, args.seed, progress=bar)
-    per = [part_metrics(p, hw, resident) for p in parts]
-    total = total_metrics(parts, per, hw, args.steps)
+    spec = RunCheckpoint(hw=args.hw, weights=resolve_weights(args.weights or default_weights()),
+                         batch=1 if args.batch is None else args.batch, steps=1 if args.steps is None else args.steps,
+                         timing=args.timing, mode=args.mode, seed=args.seed,
+                         packing=Packing(**packing, **rules) if packing else None, data=args.data, split=args.split)
+    with tqdm(total=spec.steps, desc="timesteps", disable=spec.steps < 2 or spec.mode == "analytic") as bar:
+        result = run_checkpoint(spec, progress=bar)
+    hw, total = result.hw, result.total
     lines = [
         f"latency: {total['cycles_per_step']:,.0f} cycles per timestep = {total['latency_per_step_s'] * 1e6:.3f} us "
-        f"per token (each of the {args.batch} streams advances one token per step); {args.steps} step(s): "
+        f"per token (each of the {spec.batch} streams advances one token per step); {spec.steps} step(s): "
         f"{total['cycles']:,} cycles = {total['latency_s'] * 1e6:.3f} us at {hw.clock_hz / 1e9:g} GHz",
         f"traffic: SRAM {total['sram_bytes'] / 1e6:.3f} MB, DRAM {total['dram_bytes'] / 1e6:.3f} MB "
-        f"(weights {'resident in' if resident else 'do not fit'} the {hw.memory.weight_sram_bytes / 2**20:g} MiB weight SRAM); "
-        f"energy {total['energy_j'] * 1e6:.3f} uJ",
+        f"(weights {'resident in' if result.resident else 'do not fit'} the "
+        f"{hw.memory.weight_sram_bytes / 2**20:g} MiB weight SRAM); energy {total['energy_j'] * 1e6:.3f} uJ",
     ]
-    fixed = hw.arithmetic.number_format == "fixed_point"
-    if fixed:
+    if result.fixed_point:
         lines.append(f"note: {hw.name} is fixed point: the cycle counts above include its arithmetic "
                      f"({hw.arithmetic.mode}); the table's values were computed in float32"
-                     + ("; accuracy below uses the array's integer arithmetic" if args.data else ""))
-    if args.data:
-        from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
-
-        model, raw = load_language_model(workload.path)
-        model = with_array_weights(model, packings)
-        if fixed:
-            accuracy = _fixed_point_accuracy(model, raw, hw, args)
-        else:
-            accuracy = evaluate_model(model, raw, args.data, args.split)
-        total.update({k: v for k, v in accuracy.items() if k in ("bpc", "ppl", "loss_nats")})
+                     + ("; accuracy below uses the array's integer arithmetic" if spec.data else ""))
+    if result.accuracy is not None:
+        accuracy = result.accuracy
         name = "bpc" if "bpc" in accuracy else "ppl"
-        lines.append(f"accuracy with the weights the array holds: {args.split} {name} {accuracy[name]:.4f} "
-                     f"({accuracy['tokens']:,} tokens of {args.data}"
+        lines.append(f"accuracy with the weights the array holds: {spec.split} {name} {accuracy[name]:.4f} "
+                     f"({accuracy['tokens']:,} tokens of {spec.data}"
                      + (f"; {hw.arithmetic.weight_bits}-bit weights, {hw.arithmetic.act_bits}-bit activations, "
                         f"{hw.arithmetic.acc_bits}-bit accumulators, "
-                        + ("the checkpoint's stored scales" if raw.get("quantization") else
-                           "calibrated on 20,000 training tokens") if fixed else "")
+                        + ("the checkpoint's stored scales" if result.stored_scales else
+                           "calibrated on 20,000 training tokens") if result.fixed_point else "")
                      + ")")
     if args.plot:
         from sasim.report.plots import plot_run
 
-        plot_run(per, total, hw, args.plot, title=f"{Path(workload.path).name} on {hw.name}")
+        plot_run(result.parts, total, hw, args.plot, title=f"{Path(result.workload_path).name} on {hw.name}")
         lines.append(f"wrote {args.plot}")
-    _emit(args, f"sasim run: {workload.path} ({workload.layout}, {len(workload.layers)} LSTM layers) on {hw.name}, "
-          f"batch {args.batch}, {args.steps} step(s), {args.mode}, {args.timing} timing", hw, per, total,
-          dict(seed=args.seed, timing=args.timing, mode=args.mode, batch=args.batch, steps=args.steps,
-               weights=str(workload.path), packing=packing or {"dense": True},
-               data=args.data and str(args.data), split=args.data and args.split,
-               numerics="float32" if hw.arithmetic.number_format == "float32" else
-               "table values float32; accuracy in the config's fixed-point arithmetic" if args.data else
-               "table values float32 (fixed-point timing)"), lines)
+    _emit(args, f"sasim run: {result.workload_path} ({result.layout}, {result.layers} LSTM layers) on {hw.name}, "
+          f"batch {spec.batch}, {spec.steps} step(s), {spec.mode}, {spec.timing} timing", hw, result.parts, total,
+          result.settings, lines)
     return 0
-
-
-def _fixed_point_accuracy(model, raw, hw, args) -> dict:
-    """bpc / perplexity with the LSTM layers in the config's fixed-point arithmetic (equal to the simulator's
-    integer arithmetic, tests/test_quant_lstm.py); embedding and decoder stay float32."""
-    from sasim.quant.lstm import QuantConfig, score_quantized
-
-    a = hw.arithmetic
-    cfg = QuantConfig(weight_bits=a.weight_bits, act_bits=a.act_bits, acc_bits=min(a.acc_bits, 62))
-    qlayers = None
-    if raw.get("quantization"):  # a quantized checkpoint: its own scales (and vector-unit precision)
-        from sasim.quant.checkpoint import stored_quantization
-
-        stored, qlayers = stored_quantization(model, raw)
-        if (stored.weight_bits, stored.act_bits) != (a.weight_bits, a.act_bits):
-            raise SasimError(f"the checkpoint is quantized to {stored.weight_bits}/{stored.act_bits} bits but {hw.name} "
-                             f"computes {a.weight_bits}/{a.act_bits}; use a config with its widths, or its float source")
-        cfg = QuantConfig(**{**stored.to_dict(), "acc_bits": cfg.acc_bits})
-    scored = score_quantized(model, raw, cfg, args.data, args.split, calib_tokens=20_000, qlayers=qlayers)
-    return {**scored["quantized"], "tokens": scored["tokens"], "split": scored["split"]}
 
 
 def _cmd_combine(args) -> int:
     from sasim.report.json_report import write_json
-    from sasim.workload.packing import combine_checkpoint
+    from sasim.api.combine import combine_checkpoint
 
     packing = _packing_args(args)
     if packing is None:
@@ -384,7 +276,7 @@ def _cmd_plot(args) -> int:
 def _cmd_prune(args) -> int:
     import json
 
-    from sasim.lm.prune import prune_checkpoint
+    from sasim.api.prune import prune_checkpoint
 
     alphas = _csv_list(str(args.alpha), int, "--alpha")
     gammas = _csv_list(str(args.gamma), float, "--gamma")

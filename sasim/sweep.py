@@ -176,7 +176,7 @@ def run_point(job: SweepJob) -> dict:
                          "use sasim run --data on one point, or a float32 config")
     retrained = None
     if st.retrain:
-        from sasim.lm.prune import prune_checkpoint
+        from sasim.api.prune import prune_checkpoint
         from sasim.workload.packing import stored_packings
 
         retrain = dict(st.retrain)

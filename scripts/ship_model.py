@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sasim.lm.shipping import save_scored  # noqa: E402
+from sasim.api.ship import save_scored  # noqa: E402
 from sasim.report.provenance import versions  # noqa: E402
 from sasim.workload.checkpoint import load_raw  # noqa: E402
 

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sasim.lm.shipping import save_scored
+from sasim.api.ship import save_scored
 from sasim.workload.checkpoint import carried_metadata, load_raw
 from sasim.workload.packing import compact_packed_state
 

@@ -117,3 +117,83 @@ def naive_fixed_point_matmul(values, select, group_cols, x, rows, cols, acc_bits
                 acc = fit(acc + psum)
             y[m][r] = acc
     return np.array(y, dtype=np.int64), overflows
+
+
+def naive_tile_schedule(group_sizes, n_rows, hw, M, timing, resident=True):
+    """The tile schedule from first principles, in exact fractions: per-tile costs from bytes and bandwidths,
+    then a timeline of explicit events. Returns ``{"beats", "ideal_beats", "cycles", "stall_cycles", "tiles",
+    "weight_cells", "input_words", "output_words", "cell_bytes"}``.
+
+    Each tile (row-tile-major) loads its weights (at least C cycles: one column per cycle; longer when its
+    bytes exceed what the weight path carries), then issues M vectors, one every ``k`` beats (``k`` > 1 when one
+    vector's lane words exceed the input SRAM's bytes per beat); the last result leaves R + C - 1 beats after the
+    last vector enters. ``scalesim``: the next load starts when the tile has drained. ``sasim``: the next load
+    starts (into shadow registers) when the tile starts issuing; a tile issues once its weights are in and the
+    previous tile has issued all its vectors.
+    """
+    from fractions import Fraction
+
+    R, C = hw.array.rows, hw.array.cols
+    s = hw.arithmetic.act_bits if hw.arithmetic.mode == "bit_serial" else 1
+    sizes = [int(g) for g in group_sizes]
+    biggest = max(sizes) if sizes else 1
+    select_bits = 0 if biggest <= 1 else math.ceil(math.log2(biggest))
+    cell_bytes = Fraction(hw.arithmetic.weight_bits + select_bits, 8)
+    act_bytes = Fraction(hw.arithmetic.act_bits, 8)
+    mem = hw.memory
+    bw = Fraction(mem.sram_weight_bw) if resident else min(Fraction(mem.sram_weight_bw), Fraction(mem.dram_bw))
+    in_per_beat = Fraction(mem.sram_input_bw) * s
+    tiles = []
+    for r0 in range(0, n_rows, R):
+        rows = min(R, n_rows - r0)
+        for c0 in range(0, len(sizes), C):
+            cols = sizes[c0:c0 + C]
+            cells = rows * len(cols)
+            load_cycles = max(C, math.ceil(cells * cell_bytes / bw))
+            lane_words = sum(cols)
+            tiles.append({"rows": rows, "cells": cells, "lane_words": lane_words,
+                          "load": math.ceil(Fraction(load_cycles, s)),
+                          "k": max(1, math.ceil(lane_words * act_bytes / in_per_beat))})
+
+    def timeline(loads, ks):
+        issue_start = prev_issue_end = None
+        load_start = 0
+        for i, (load, k) in enumerate(zip(loads, ks)):
+            load_end = load_start + load
+            issue_start = load_end if i == 0 else max(load_end, prev_issue_end)
+            prev_issue_end = issue_start + M * k
+            drained = issue_start + (M - 1) * k + R + C - 1
+            load_start = drained if timing == "scalesim" else issue_start
+        return drained
+
+    beats = timeline([t["load"] for t in tiles], [t["k"] for t in tiles])
+    ideal = timeline([math.ceil(Fraction(C, s))] * len(tiles), [1] * len(tiles))
+    return {"beats": beats, "ideal_beats": ideal, "cycles": beats * s, "stall_cycles": (beats - ideal) * s,
+            "tiles": len(tiles), "weight_cells": sum(t["cells"] for t in tiles),
+            "input_words": sum(t["lane_words"] for t in tiles) * M,
+            "output_words": sum(t["rows"] for t in tiles) * M, "cell_bytes": cell_bytes}
+
+
+def naive_traffic_and_energy(schedule, hw, M, useful_macs, mux_macs, packed_cells, resident):
+    """SRAM and DRAM bytes and energy (pJ) of one matrix product, straight from its words and the config:
+    SRAM moves every loaded weight cell, every input lane word and every partial-sum word written to the output
+    accumulator; DRAM delivers the packed weights once when they fit in the weight SRAM, else every tile load.
+    Every PE passes its registers on for every vector of every tile (``tiles * R * C * M`` PE-vector slots)."""
+    from fractions import Fraction
+
+    a, e = hw.arithmetic, hw.energy
+    weight_bytes = schedule["weight_cells"] * schedule["cell_bytes"]
+    sram = (weight_bytes + schedule["input_words"] * Fraction(a.act_bits, 8)
+            + schedule["output_words"] * Fraction(a.acc_bits, 8))
+    dram = packed_cells * schedule["cell_bytes"] if resident else weight_bytes
+    if a.number_format == "float32":
+        mac = mux = reg = 1
+    else:
+        ref = e.reference_bits
+        mac, mux, reg = (Fraction(a.weight_bits * a.act_bits, ref**2), Fraction(a.act_bits, ref),
+                         Fraction(a.act_bits + a.acc_bits, 2 * ref))
+    slots = schedule["tiles"] * hw.array.rows * hw.array.cols * M
+    energy = (useful_macs * Fraction(e.mac_pj) * mac + mux_macs * Fraction(e.mux_select_pj) * mux
+              + slots * Fraction(e.register_pj) * reg + sram * Fraction(e.sram_pj_per_byte)
+              + dram * Fraction(e.dram_pj_per_byte))
+    return {"sram_bytes": sram, "dram_bytes": dram, "energy_pj": energy}

@@ -11,7 +11,8 @@ from conftest import REPO, SHARED_DATA
 
 from sasim.errors import SasimError
 from sasim.lm.corpus import encode_with_vocab, load_corpus
-from sasim.lm.loading import evaluate_checkpoint, load_language_model
+from sasim.api.evaluate import evaluate_checkpoint
+from sasim.lm.loading import load_language_model
 
 
 def write_corpus(path, alphabet="abc_", lines=(300, 40, 40), seed=0):

@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 
-from sasim.lm.loading import evaluate_checkpoint, load_language_model
+from sasim.api.evaluate import evaluate_checkpoint
+from sasim.lm.loading import load_language_model
 from sasim.workload.lstm import load_lstm_workload
 from sasim.workload.packing import stored_packings
 

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from conftest import make_hw
 
 from sasim.errors import SasimError
-from sasim.lm.loading import evaluate_checkpoint, load_language_model
+from sasim.api.evaluate import evaluate_checkpoint
+from sasim.lm.loading import load_language_model
 from sasim.lm.model import LSTMLanguageModel, ModelConfig
 from sasim.quant.lstm import (QuantConfig, calibrate_lstm, layer_scales, quantized_lstm_forward,
                               simulate_quantized_lstm, vector_round)
@@ -147,7 +148,7 @@ def test_cost_of_a_width_by_hand(tmp_path):
     from conftest import sparse_lstm_checkpoint
 
     from sasim.quant.cost import fixed_point_config, quantized_cost
-    from sasim.workload.packing import combine_checkpoint
+    from sasim.api.combine import combine_checkpoint
 
     hw = make_hw(8, 8)
     ckpt = sparse_lstm_checkpoint(tmp_path / "s.pt", input_size=12, hidden=16, layers=1, density=0.2)

@@ -16,7 +16,8 @@ from sasim.lm.presets import TrainConfig
 from sasim.lm.train import train
 from sasim.sim.lstm import simulate_lstm
 from sasim.workload.lstm import load_lstm_workload
-from sasim.workload.packing import combine_checkpoint, pack_workload, stored_packings
+from sasim.api.combine import combine_checkpoint
+from sasim.workload.packing import pack_workload, stored_packings
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import sasim.outputs
+from sasim.api.prune import prune_checkpoint
 from sasim.errors import SasimError
 from sasim.lm.corpus import load_corpus
 from sasim.lm.presets import TrainConfig
@@ -62,7 +63,7 @@ def test_prune_killed_after_an_epoch_resumes_to_the_same_packed_model(dense, tmp
 
     data, ckpt = dense
     args = dict(alphas=[4], gammas=[0.5], target=0.6, epochs=3, max_train_tokens=800, seed=3, show_progress=False)
-    whole = prune.prune_checkpoint(ckpt, data, tmp_path / "whole.pt", **args)
+    whole = prune_checkpoint(ckpt, data, tmp_path / "whole.pt", **args)
     real_save = prune._save_progress
 
     def save_then_die(path, settings, epochs_done, *rest):
@@ -72,10 +73,10 @@ def test_prune_killed_after_an_epoch_resumes_to_the_same_packed_model(dense, tmp
 
     monkeypatch.setattr(prune, "_save_progress", save_then_die)
     with pytest.raises(Killed):
-        prune.prune_checkpoint(ckpt, data, tmp_path / "cut.pt", **args)
+        prune_checkpoint(ckpt, data, tmp_path / "cut.pt", **args)
     monkeypatch.undo()
     assert not (tmp_path / "cut.pt").exists() and (tmp_path / "cut.latest.pt").is_file()
-    resumed = prune.prune_checkpoint(ckpt, data, tmp_path / "cut.pt", resume=True, **args)
+    resumed = prune_checkpoint(ckpt, data, tmp_path / "cut.pt", resume=True, **args)
     a = torch.load(tmp_path / "whole.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "cut.pt", weights_only=True)["state_dict"]
     same_tensors(a, b)  # weights, masks and the packed form (values, select indices, groups)
@@ -85,10 +86,8 @@ def test_prune_killed_after_an_epoch_resumes_to_the_same_packed_model(dense, tmp
 
 
 def test_prune_resume_with_other_settings_is_refused(dense, tmp_path):
-    import sasim.lm.prune as prune
-
     data, ckpt = dense
     args = dict(alphas=[4], gammas=[0.5], target=0.6, epochs=1, max_train_tokens=400, seed=3, show_progress=False)
-    prune.prune_checkpoint(ckpt, data, tmp_path / "p.pt", **args)
+    prune_checkpoint(ckpt, data, tmp_path / "p.pt", **args)
     with pytest.raises(SasimError, match="other settings"):
-        prune.prune_checkpoint(ckpt, data, tmp_path / "p.pt", resume=True, **{**args, "gammas": [1.0]})
+        prune_checkpoint(ckpt, data, tmp_path / "p.pt", resume=True, **{**args, "gammas": [1.0]})

@@ -8,7 +8,7 @@ recounting every column's rows.
 
 import numpy as np
 
-from sasim.sim.jit import njit
+from sasim.jit import njit
 
 
 @njit

@@ -48,18 +48,6 @@ def load_language_model(path) -> tuple[LSTMLanguageModel, dict]:
     return model, raw
 
 
-def evaluate_checkpoint(path, data_dir, split: str = "test", batch_size: int = 10, bptt: int = 100) -> dict:
-    """Score a checkpoint on a corpus split: ``{"bpc" or "ppl", "loss_nats", "tokens", "split"}``.
-
-    A quantized checkpoint (``sasim quantize --out``) is scored with its stored integer arithmetic."""
-    model, raw = load_language_model(path)
-    if raw.get("quantization"):
-        from sasim.quant.checkpoint import evaluate_quantized_checkpoint
-
-        return evaluate_quantized_checkpoint(model, raw, data_dir, split, batch_size, bptt)
-    return evaluate_model(model, raw, data_dir, split, batch_size, bptt)
-
-
 def with_array_weights(model: LSTMLanguageModel, packings) -> LSTMLanguageModel:
     """Put the weights the array holds (the unpacked packed matrices) into ``model``'s LSTM layers.
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from sasim.checks import check_float, check_int
 from sasim.errors import SasimError
+from sasim.workload.checkpoint_schema import layer_sizes
 
 
 @dataclass
@@ -59,17 +60,7 @@ class ModelConfig:
         With weight tying, the last layer's output (its hidden size, or its projection when it has
         one) equals ``emb_size`` so that the decoder can share the embedding matrix.
         """
-        sizes, inp = [], self.emb_size
-        for layer in range(self.num_layers):
-            hid, proj = self.hidden_size, self.proj_size
-            if layer == self.num_layers - 1 and self.tie_weights:
-                if proj:
-                    proj = self.emb_size
-                else:
-                    hid = self.emb_size
-            sizes.append((inp, hid, proj))
-            inp = proj or hid
-        return sizes
+        return layer_sizes(self.to_dict())
 
 
 class LockedDropout(nn.Module):
@@ -139,9 +130,7 @@ class LSTMLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, state):
         if self.fake_quant is not None:
-            from sasim.quant.qat import fake_quant_lstm
-
-            return fake_quant_lstm(self, x, state)
+            return self.fake_quant.forward(self, x, state)
         weights = self.effective_weights()
         if state is None:
             b = x.size(1)

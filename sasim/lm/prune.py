@@ -28,6 +28,7 @@ from sasim.combine.grouping import validate_grouping_args
 from sasim.combine.torch_api import ColumnCombiner
 from sasim.checks import check_float, check_int
 from sasim.errors import SasimError
+from sasim.workload.checkpoint import packed_to_tensors
 
 
 def _event_steps(total_steps: int, events: int) -> list[int]:
@@ -222,7 +223,6 @@ def _plain(obj):
 def _save_progress(path, settings, epochs_done, model, optimizer, combiner, state, history, curve, seconds) -> None:
     """The state of a pruning run after ``epochs_done`` epochs, saved atomically (see prune_combine_retrain)."""
     from sasim.outputs import save_torch
-    from sasim.workload.packing import packed_to_tensors
 
     packed = {}
     stats = {}
@@ -282,7 +282,6 @@ def density_report(model) -> dict:
 
 def packed_state(model, packed_layers) -> dict:
     """The state_dict of a packed checkpoint: weights (masks applied), masks, and the packed form."""
-    from sasim.workload.packing import packed_to_tensors
 
     state = {k: v for k, v in model.state_dict().items()}
     for i, layer in enumerate(packed_layers):
@@ -310,10 +309,11 @@ def packing_meta(packed_layers, params: dict) -> dict:
 
 
 def save_scored_packed(out, model, packed_layers: list[dict], raw: dict, meta: dict, record: dict, data_dir, corpus,
-                       splits=("valid", "test"), quantized: bool = False) -> dict:
+                       splits=("valid", "test"), evaluate=None) -> dict:
     """Save a packed checkpoint (``model``'s weights, masks and ``packed_layers``, with ``raw``'s config and
     vocabulary and ``meta``), score ``splits`` with exactly the saved file, put the scores into ``record["eval"]``
-    (``record`` is part of ``meta``) and save again. ``quantized``: score with the stored integer arithmetic.
+    (``record`` is part of ``meta``) and save again. ``evaluate(model, raw, data_dir, split, corpus=)`` scores a
+    split (default :func:`sasim.lm.loading.evaluate_model`, float; the prune job passes the quantized scorer).
 
     Returns the full results per split.
     """
@@ -323,10 +323,7 @@ def save_scored_packed(out, model, packed_layers: list[dict], raw: dict, meta: d
     state = packed_state(model, packed_layers)
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
     saved, saved_raw = load_language_model(out)  # score exactly the weights the file holds
-    if quantized:
-        from sasim.quant.checkpoint import evaluate_quantized_checkpoint as evaluate
-    else:
-        evaluate = evaluate_model
+    evaluate = evaluate or evaluate_model
     results = {split: evaluate(saved, saved_raw, data_dir, split, corpus=corpus) for split in splits}
     name = "bpc" if raw.get("level", corpus.level) == "char" else "ppl"
     record["eval"] = {split: r[name] for split, r in results.items()}
@@ -334,59 +331,3 @@ def save_scored_packed(out, model, packed_layers: list[dict], raw: dict, meta: d
     return results
 
 
-def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", policy="paper", section=256, row_cap=None,
-                     target=0.9, epochs=2, events=None, max_train_tokens=None, device="cpu", seed=1,
-                     splits=("valid", "test"), show_progress=True, qat=None, qat_epochs=1, validate=True,
-                     resume: bool = False) -> dict:
-    """Prune, combine and retrain a dense sasim checkpoint; save the packed checkpoint and its JSON.
-
-    With ``qat`` (a :class:`sasim.quant.lstm.QuantConfig`), the retrained model is then fine-tuned
-    quantization-aware for ``qat_epochs`` with its masks and groups frozen, and saved as a quantized
-    packed checkpoint (scored with its integer arithmetic).
-
-    ``validate`` False skips the per-epoch validation (a sweep scores each point on its own split anyway).
-
-    After every retraining epoch the run's state is saved to ``OUT.latest.pt`` (atomically); with ``resume``
-    a killed run continues from there and ends with the same weights, groups and scores as an uninterrupted one.
-
-    Returns the summary (events, curve, density, and the accuracy on ``splits`` with the saved weights).
-    """
-    from sasim.lm.presets import train_config_of
-    from sasim.lm.train import retraining_data
-    from sasim.report.json_report import write_json
-    from sasim.report.provenance import run_header
-    from sasim.workload.checkpoint import carried_metadata
-
-    model, raw, alphas, gammas = load_dense_for_pruning(weights, alphas, gammas)
-    cfg = train_config_of(raw, seed, max_train_tokens)
-    data = retraining_data(model, raw, data_dir, cfg, device, seed, validate)
-    train_data, valid_data, ids, dev = data["train"], data["valid"], data["ids"], data["device"]
-    log = print if show_progress else (lambda *_: None)
-    progress = Path(out).with_name(Path(out).stem + ".latest.pt")
-    packed, summary = prune_combine_retrain(model, train_data, valid_data, cfg, alphas, gammas, rule, policy, section,
-                                            target, epochs, events, row_cap, show_progress, log=log,
-                                            progress_path=progress, resume=resume)
-    quant_meta = {}
-    if qat is not None:
-        from sasim.quant.checkpoint import quantization_meta
-        from sasim.quant.lstm import calibrate_lstm, calibration_batch, layer_scales
-        from sasim.quant.qat import quantization_aware_finetune
-
-        scales = layer_scales(calibrate_lstm(model, calibration_batch(ids["train"], 20_000).to(dev), qat))
-        qlayers, qat_summary = quantization_aware_finetune(model, train_data, valid_data, cfg, qat, scales, qat_epochs,
-                                                           show_progress=show_progress, log=log)
-        packed = ColumnCombiner.refill(model, packed)  # the packed values follow the fine-tuned weights
-        quant_meta = {"quantization": quantization_meta(qat, qlayers, qat=qat_summary)}
-        summary["qat"] = qat_summary
-    model.cpu().eval()
-    params = dict(alpha=alphas[0] if len(set(alphas)) == 1 else alphas,
-                  gamma=gammas[0] if len(set(gammas)) == 1 else gammas, rule=rule, policy=policy, section=section,
-                  row_cap=row_cap, target_sparsity=target, epochs=epochs)
-    summary["density"] = density_report(model)
-    meta = carried_metadata(raw)
-    meta.update(packing=packing_meta(packed, params), prune=summary, **quant_meta)
-    results = save_scored_packed(out, model, packed, raw, meta, summary, data_dir, data["corpus"], splits,
-                                 quantized=qat is not None)
-    write_json(Path(out).with_suffix(".json"), run_header(packing=params, prune=summary, source=str(weights),
-                                                          data=str(data_dir)))
-    return {**summary, "eval": results}

@@ -20,7 +20,7 @@ It returns the counts the metrics need; values land in ``out``.
 
 import numpy as np
 
-from sasim.sim.jit import njit
+from sasim.jit import njit
 
 # indices into the counts array
 BEATS, USEFUL_MACS, MUX_MACS, INPUT_WORDS, OUTPUT_WORDS, WEIGHT_CELLS, LOADS, OVERFLOWS = range(8)

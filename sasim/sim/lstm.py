@@ -10,24 +10,16 @@ the recurrence forbids batching across time, only the ``M`` streams batch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from sasim.combine.packed import PackedMatrix, RowBlocks
+
 from sasim.hw.config import HardwareConfig
 from sasim.sim.engine import check_mode, map_any, simulate_matmul
 from sasim.sim.mapping import weights_fit
 from sasim.sim.metrics import WorkPart
 from sasim.workload.lstm import LSTMWorkload
-
-
-@dataclass
-class LayerPacking:
-    """The packed matrices of one LSTM layer: ``[W_ih | W_hh]`` and, with a projection, ``W_hr``."""
-
-    gates: PackedMatrix | RowBlocks
-    projection: PackedMatrix | None = None
+from sasim.workload.packing import LayerPacking  # noqa: F401 (re-exported: the packed layers simulate_lstm takes)
 
 
 def _sigmoid(x):

@@ -16,11 +16,13 @@ import pickle
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from sasim.combine.packed import PackedMatrix
 from sasim.errors import SasimError
 from sasim.outputs import check_output_file, save_torch
-from sasim.workload.checkpoint_schema import validate_sasim_checkpoint
+from sasim.workload.checkpoint_schema import layer_sizes, validate_sasim_checkpoint
 
 FORMAT = "sasim-lm"
 FORMAT_VERSION = 1
@@ -156,18 +158,28 @@ def detect_layout(obj: dict) -> str:
     )
 
 
+def packed_to_tensors(prefix: str, packed: PackedMatrix) -> dict:
+    """The packed form as tensors for a checkpoint: values, select, group_cols."""
+    return {f"{prefix}.packed_values": torch.from_numpy(packed.values),
+            f"{prefix}.packed_select": torch.from_numpy(packed.select.astype(np.int16)),
+            f"{prefix}.packed_groups": torch.from_numpy(packed.group_cols)}
+
+
+def stored_packed(state: dict, prefix: str, shape: tuple) -> PackedMatrix | None:
+    """The packed form saved under ``prefix`` (values, select indices, groups), or None if there is none."""
+    if f"{prefix}.packed_values" not in state:
+        return None
+    return PackedMatrix(values=state[f"{prefix}.packed_values"].float().numpy(),
+                        select=state[f"{prefix}.packed_select"].numpy().astype(np.int16),
+                        group_cols=state[f"{prefix}.packed_groups"].numpy().astype(np.int64), shape=shape)
+
+
 def _unpack_compact(state: dict, model_config: dict) -> None:
     """Fill in the dense LSTM matrices a compact packed checkpoint leaves out (it stores each matrix once,
     in packed form: ``scripts/ship_packed_model.py``) by unpacking them."""
     if not any(k.endswith(".packed_values") for k in state) or not model_config:
         return
-    from sasim.lm.model import ModelConfig
-    from sasim.workload.packing import stored_packed  # (packing imports this module)
-
-    try:
-        sizes = ModelConfig(**model_config).layer_sizes()
-    except TypeError as exc:
-        raise SasimError(f"the checkpoint's model_config is malformed ({exc})") from None
+    sizes = layer_sizes(model_config)  # model_config was validated on load
 
     def unpack(prefix, shape):
         return torch.from_numpy(stored_packed(state, prefix, shape).unpack())

@@ -42,6 +42,26 @@ QUANT_CONFIG_FIELDS = ("weight_bits", "act_bits", "acc_bits", "calibration", "pe
                        "vector_frac_bits")
 
 
+def layer_sizes(model_config: dict) -> list[tuple[int, int, int]]:
+    """``(input, hidden, projection)`` of each LSTM layer of a (validated) ``model_config`` (projection 0 when
+    absent). With weight tying, the last layer's output (its hidden size, or its projection when it has one)
+    equals ``emb_size`` so that the decoder can share the embedding matrix. Defaults are the model's."""
+    emb, hidden = model_config.get("emb_size", 128), model_config.get("hidden_size", 512)
+    layers, proj_size = model_config.get("num_layers", 2), model_config.get("proj_size", 0)
+    tie = model_config.get("tie_weights", False)
+    sizes, inp = [], emb
+    for layer in range(layers):
+        hid, proj = hidden, proj_size
+        if layer == layers - 1 and tie:
+            if proj:
+                proj = emb
+            else:
+                hid = emb
+        sizes.append((inp, hid, proj))
+        inp = proj or hid
+    return sizes
+
+
 def validate_sasim_checkpoint(raw: dict, path) -> None:
     """Check a loaded sasim-format checkpoint; raise one SasimError listing every problem with its key path."""
     problems: list[str] = []

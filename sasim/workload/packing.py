@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from sasim.combine.pack import pack_matrix
 from sasim.combine.packed import PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
-from sasim.sim.lstm import LayerPacking
-from sasim.workload.checkpoint import (carried_metadata, load_raw, save_checkpoint, tensor_state_dict,
-                                       to_sasim_state_dict)
-from sasim.workload.lstm import LSTMWorkload, layers_from_state_dict
+from sasim.workload.checkpoint import stored_packed
+from sasim.workload.lstm import LSTMWorkload
+
+
+@dataclass
+class LayerPacking:
+    """The packed matrices of one LSTM layer: ``[W_ih | W_hh]`` and, with a projection, ``W_hr``."""
+
+    gates: PackedMatrix | RowBlocks
+    projection: PackedMatrix | None = None
 
 
 def pack_workload(workload: LSTMWorkload, hw: HardwareConfig | None, alpha: int, gamma: float, rule: str = "prune",
@@ -41,94 +46,6 @@ def pack_workload(workload: LSTMWorkload, hw: HardwareConfig | None, alpha: int,
             proj = pack_matrix(layer.w_hr, alpha, gamma, rule, policy, section, row_cap, (), fanin)
         out.append(LayerPacking(gates, proj))
     return out
-
-
-def packed_to_tensors(prefix: str, packed: PackedMatrix) -> dict:
-    """The packed form as tensors for a checkpoint: values, select, group_cols."""
-    return {f"{prefix}.packed_values": torch.from_numpy(packed.values),
-            f"{prefix}.packed_select": torch.from_numpy(packed.select.astype(np.int16)),
-            f"{prefix}.packed_groups": torch.from_numpy(packed.group_cols)}
-
-
-def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune", policy: str = "paper",
-                       section: int = 256, row_cap: int | None = None, tensors=None, mux_fanin: int | None = None,
-                       hw: HardwareConfig | None = None) -> dict:
-    """Pack the LSTM matrices (or the named 2-D tensors) of a checkpoint and save a packed checkpoint.
-
-    With ``hw``, each tensor's statistics add ``tiles`` and ``tile_efficiency`` on that array, and
-    ``alpha`` may not exceed its ``mux_fanin``. The saved state_dict holds the pruned dense weights (so any loader can use it), a mask per
-    packed tensor, and the packed form (``<name>.packed_values/select/groups``); the metadata's
-    ``packing`` entry records the parameters and per-tensor statistics.
-
-    Returns
-    -------
-    dict
-        ``{"packing": parameters, "tensors": {name: statistics}}``.
-    """
-    raw = load_raw(path)
-    state, layout = tensor_state_dict(raw) if tensors else to_sasim_state_dict(raw)
-    if tensors:
-        names = []
-        for name in tensors:
-            if name not in state:
-                raise SasimError(f"{path} has no tensor {name!r}; it has: {', '.join(list(state)[:12])}")
-            if state[name].ndim != 2:
-                raise SasimError(f"tensor {name!r} has shape {tuple(state[name].shape)}; only 2-D matrices can be packed")
-            names.append(name)
-        groups_of = {name: [name] for name in names}
-    else:
-        layers = layers_from_state_dict(state, str(path))
-        groups_of = {}
-        for i, layer in enumerate(layers):
-            groups_of[f"rnns.{i}.gates"] = [f"rnns.{i}.weight_ih_l0", f"rnns.{i}.weight_hh_l0"]
-            if layer.w_hr is not None:
-                groups_of[f"rnns.{i}.weight_hr_l0"] = [f"rnns.{i}.weight_hr_l0"]
-    params = dict(alpha=alpha, gamma=gamma, rule=rule, policy=policy, section=section, row_cap=row_cap)
-    if hw is not None:
-        mux_fanin = hw.array.mux_fanin if mux_fanin is None else min(mux_fanin, hw.array.mux_fanin)
-    report = {"source": str(path), "packing": params, "tensors": {}}
-    new_state = dict(state)
-    for key, members in groups_of.items():
-        mats = [state[m].detach().float().numpy() for m in members]
-        packed = pack_matrix(np.concatenate(mats, axis=1), alpha, gamma, rule, policy, section, row_cap,
-                             mux_fanin=mux_fanin)
-        dense = packed.unpack()
-        start = 0
-        for name, mat in zip(members, mats):
-            part = dense[:, start:start + mat.shape[1]]
-            start += mat.shape[1]
-            new_state[name] = torch.from_numpy(np.ascontiguousarray(part))
-            kind = name.rsplit(".", 1)[-1].replace("weight_", "").replace("_l0", "")
-            mask_name = name.rsplit(".", 1)[0] + f".mask_{kind}" if name.startswith("rnns.") else name + "_mask"
-            new_state[mask_name] = torch.from_numpy(np.ascontiguousarray(part != 0)).float()
-        new_state.update(packed_to_tensors(key, packed))
-        st = dict(packed.stats)
-        st["shape"] = list(packed.shape)
-        report["tensors"][key] = {k: st[k] for k in ("shape", "groups", "group_sizes", "nonzeros_before",
-                                                     "nonzeros_after", "pruned_fraction", "packing_efficiency")}
-        if hw is not None:
-            from sasim.sim.mapping import map_matrix
-
-            tiles = map_matrix(packed, hw).tiles
-            report["tensors"][key].update(hw=hw.name, tiles=tiles,
-                                          tile_efficiency=packed.nonzeros / (tiles * hw.array.rows * hw.array.cols))
-    meta = carried_metadata(raw) if layout == "sasim" else {}
-    meta["packing"] = report
-    model_config = raw.get("model_config", {}) if layout == "sasim" else {}
-    vocab = raw.get("vocab", []) if layout == "sasim" else []
-    if Path(out).suffix != ".pt":
-        raise SasimError(f"--out must be a .pt file, got {out}")
-    save_checkpoint(out, new_state, model_config, vocab, **meta)
-    return report
-
-
-def stored_packed(state: dict, prefix: str, shape: tuple) -> PackedMatrix | None:
-    """The packed form saved under ``prefix`` (values, select indices, groups), or None if there is none."""
-    if f"{prefix}.packed_values" not in state:
-        return None
-    return PackedMatrix(values=state[f"{prefix}.packed_values"].float().numpy(),
-                        select=state[f"{prefix}.packed_select"].numpy().astype(np.int16),
-                        group_cols=state[f"{prefix}.packed_groups"].numpy().astype(np.int64), shape=shape)
 
 
 def stored_packings(workload: LSTMWorkload) -> list[LayerPacking] | None:

@@ -1,18 +1,17 @@
-"""Writing a checkpoint to ship: float16 tensors, scored with exactly the stored weights, the scores recorded
+"""Job: write a checkpoint to ship: float16 tensors, scored with exactly the stored weights, the scores recorded
 in the file (``eval``) so that a test can check that the shipped file reproduces them."""
 
 from __future__ import annotations
 
 import time
 
+from sasim.api.evaluate import evaluate_checkpoint
 from sasim.workload.checkpoint import save_checkpoint
 
 
 def save_scored(out, state: dict, raw: dict, data_dir, record: dict | None = None, **meta) -> dict:
     """Save ``state`` as float16 with ``raw``'s model config and vocabulary (plus ``meta``), score valid and test
     with the saved file, and save again with ``eval`` = those scores and ``record``. Returns the eval record."""
-    from sasim.lm.loading import evaluate_checkpoint
-
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
     t = time.time()

@@ -1,0 +1,11 @@
+"""The application layer: each job that the command line (and the report scripts) run, written once.
+
+Jobs here compose the layers below (checkpoint format, packing, simulation, language models, quantization):
+
+* :func:`sasim.api.evaluate.evaluate_checkpoint`: score a checkpoint (float or quantized).
+* :func:`sasim.api.combine.combine_checkpoint`: pack a checkpoint's matrices.
+* :func:`sasim.api.prune.prune_checkpoint`: prune, combine and retrain (optionally quantization-aware).
+* :func:`sasim.api.ship.save_scored`: write a checkpoint to ship, scored with its stored weights.
+
+Nothing below this package imports it (``lint-imports`` holds the layers; see ``pyproject.toml``).
+"""
