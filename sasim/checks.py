@@ -18,6 +18,10 @@ from sasim.errors import SasimError
 
 #: The largest batch, number of steps or matrix side: 2**31 - 1, so that products of a few of them stay in int64.
 MAX_COUNT = 2**31 - 1
+#: Bounds of the grouping parameters: alpha at most 2**16 columns a group; gamma, an average number of
+#: conflicts per row, at most 1e6 (beyond any matrix's columns; a larger value only risks overflow).
+MAX_ALPHA = 2**16
+MAX_GAMMA = 1e6
 #: The largest event count a run may reach (cycles, MACs, bytes); larger is refused rather than wrapped.
 MAX_EVENTS = 2**62
 

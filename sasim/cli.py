@@ -10,9 +10,11 @@ import re
 import sys
 from pathlib import Path
 
-from sasim.checks import MAX_COUNT, arg_type, check_device, check_float, check_int
-from sasim.combine.grouping import MAX_ALPHA, MAX_GAMMA
+from sasim.checks import MAX_ALPHA, MAX_COUNT, MAX_GAMMA, arg_type, check_device, check_float, check_int
 from sasim.errors import SasimError
+
+# Each command imports what it needs inside its function: `sasim --help` and a refused flag must not pay for
+# importing torch, numba and pydantic (about a second).
 
 
 def _cmd_train(args) -> int:
@@ -41,10 +43,11 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
+    from sasim.sim.metrics import accuracy_name
     from sasim.api.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.weights, args.data, split=args.split, batch_size=args.batch)
-    name = "bpc" if "bpc" in result else "ppl"
+    name = accuracy_name(result)
     q = result.get("quantization")
     how = (f"; LSTM layers in fixed point: {q['weight_bits']}-bit weights, {q['act_bits']}-bit activations, "
            f"{q['acc_bits']}-bit accumulators, vector unit {q['vector_bits'] or 'float32'}" if q else "")
@@ -136,6 +139,7 @@ def _run_workload(args) -> int:
 
 
 def _cmd_run(args) -> int:
+    from sasim.sim.metrics import accuracy_name
     from tqdm.auto import tqdm
 
     from sasim.api.simulate import Packing, RunCheckpoint, run_checkpoint
@@ -167,7 +171,7 @@ def _cmd_run(args) -> int:
                      + ("; accuracy below uses the array's integer arithmetic" if spec.data else ""))
     if result.accuracy is not None:
         accuracy = result.accuracy
-        name = "bpc" if "bpc" in accuracy else "ppl"
+        name = accuracy_name(accuracy)
         lines.append(f"accuracy with the weights the array holds: {spec.split} {name} {accuracy[name]:.4f} "
                      f"({accuracy['tokens']:,} tokens of {spec.data}"
                      + (f"; {hw.arithmetic.weight_bits}-bit weights, {hw.arithmetic.act_bits}-bit activations, "
@@ -274,14 +278,16 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_prune(args) -> int:
+    from sasim.sim.metrics import accuracy_name
     import json
 
     from sasim.api.prune import prune_checkpoint
 
     alphas = _csv_list(str(args.alpha), int, "--alpha")
     gammas = _csv_list(str(args.gamma), float, "--gamma")
-    if args.mux_fanin and max(alphas) > args.mux_fanin:
-        raise SasimError(f"alpha {max(alphas)} exceeds --mux-fanin {args.mux_fanin}")
+    from sasim.combine.pack import check_fanin
+
+    check_fanin(max(alphas), args.mux_fanin, "the given")
     if args.dry_run:
         return _prune_dry_run(args, alphas, gammas)
     if not args.data or not args.out:
@@ -292,7 +298,7 @@ def _cmd_prune(args) -> int:
                               args.rule or "prune", args.policy or "paper", 256 if args.section is None else args.section,
                               args.row_cap, args.target_sparsity, args.epochs, args.events, args.max_train_tokens,
                               args.device, args.seed, qat=qat, qat_epochs=args.qat_epochs, resume=args.resume)
-    name = "bpc" if "bpc" in result["eval"]["test"] else "ppl"
+    name = accuracy_name(result["eval"]["test"])
     how = f" ({qat.weight_bits}-bit weights, {qat.act_bits}-bit activations, after QAT)" if qat else ""
     print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f}{how}; "
           f"density {json.dumps({k: round(v, 4) for k, v in result['density'].items()})}; wrote {args.out}")
@@ -300,6 +306,7 @@ def _cmd_prune(args) -> int:
 
 
 def _cmd_finetune(args) -> int:
+    from sasim.sim.metrics import accuracy_name
     from sasim.lm.finetune import finetune_packed
 
     result = finetune_packed(resolve_weights(args.weights), args.data, args.out, args.epochs, args.lr,
@@ -307,7 +314,7 @@ def _cmd_finetune(args) -> int:
                              teacher=resolve_weights(args.distill) if args.distill else None,
                              distill_weight=args.distill_weight, dropout_scale=args.dropout_scale,
                              average_from=args.average_from)
-    name = "bpc" if "bpc" in result["eval"]["test"] else "ppl"
+    name = accuracy_name(result["eval"]["test"])
     print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f} after "
           f"{args.epochs} epoch(s) at lr {result['lr']:g}"
           f"{', masks and groups frozen' if result['packed'] else ' (dense)'}; wrote {args.out}")
@@ -346,6 +353,7 @@ def _quant_config(args, bits: str):
 
 
 def _cmd_quantize(args) -> int:
+    from sasim.sim.metrics import accuracy_name
     from sasim.quant.lstm import layer_scales
     from sasim.quant.workflow import quantize_checkpoint
     from sasim.report.json_report import write_json
@@ -356,7 +364,7 @@ def _cmd_quantize(args) -> int:
     scored = quantize_checkpoint(weights, args.data, cfg, args.split, args.calib_tokens, args.eval_tokens,
                                  args.qat_epochs, args.qat_lr, args.max_train_tokens, args.device, args.seed, args.out)
     quant, base, split = scored["quantized"], scored["float32"], scored["split"]
-    name = "bpc" if "bpc" in quant else "ppl"
+    name = accuracy_name(quant)
     how = f"after {args.qat_epochs} epoch(s) of quantization-aware fine-tuning" if args.qat_epochs else "post-training"
     vector = f", vector unit {cfg.vector_bits} bits" if cfg.vector_bits else ""
     print(f"{split}: float32 {name} {base[name]:.4f}, {cfg.weight_bits}-bit weights / {cfg.act_bits}-bit activations"

@@ -56,18 +56,9 @@ def check_output_file(path, what: str = "output", make_parents: bool = False) ->
         raise SasimError(f"{what}: {path} is a directory; give a file path inside it, e.g. {path / 'out'}")
     if path.exists() and not os.access(path, os.W_OK):
         raise SasimError(f"{what}: {path} exists and is not writable; choose another path")
-    parent = path.parent
-    if make_parents and not parent.exists():
-        for above in (parent, *parent.parents):  # refuse a file standing where a directory is needed
-            if above.exists():
-                if not above.is_dir():
-                    raise SasimError(f"{what}: {above} is a file, so {parent} cannot be created; choose another path")
-                break
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SasimError(f"{what}: cannot create {parent} ({exc.strerror}); choose another path") from None
-    _writable_dir(parent, what)
+    if make_parents and not path.parent.exists():
+        _make_dirs(path.parent, what)
+    _writable_dir(path.parent, what)
     return path
 
 
@@ -78,6 +69,13 @@ def check_output_dir(path, what: str = "--out") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SasimError(f"{what}: {path} is a file, not a directory; give a directory path")
+    _make_dirs(path, what)
+    _writable_dir(path, what)
+    return path
+
+
+def _make_dirs(path: Path, what: str) -> None:
+    """``mkdir -p path``, refusing a file that stands where one of its directories is needed."""
     for above in path.parents:
         if above.exists():
             if not above.is_dir():
@@ -87,8 +85,6 @@ def check_output_dir(path, what: str = "--out") -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SasimError(f"{what}: cannot create directory {path} ({exc.strerror}); choose another path") from None
-    _writable_dir(path, what)
-    return path
 
 
 @contextlib.contextmanager

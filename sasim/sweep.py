@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sasim.checks import check_choice, check_float, check_int, check_optional_int
 from sasim.combine.grouping import validate_grouping_args
-from sasim.combine.pack import RULES
+from sasim.combine.pack import RULES, check_fanin
 from sasim.errors import SasimError
 
 CSV_FIELDS = ["hw", "alpha", "gamma", "rule", "policy", "prune_to", "layer", "shape", "groups", "tiles", "cycles",
@@ -169,8 +169,7 @@ def run_point(job: SweepJob) -> dict:
     t0 = time.time()
     hw = load_hw_config(point.hw)
     # refuse before any retraining or simulation is spent on the point
-    if point.alpha > hw.array.mux_fanin:
-        raise SasimError(f"alpha {point.alpha} exceeds {hw.name}'s mux_fanin {hw.array.mux_fanin}")
+    check_fanin(point.alpha, hw.array.mux_fanin, f"{hw.name}'s")
     if st.data and hw.arithmetic.number_format == "fixed_point":
         raise SasimError(f"{hw.name} is fixed point: sweeps score accuracy in float32 only so far; "
                          "use sasim run --data on one point, or a float32 config")
@@ -181,7 +180,7 @@ def run_point(job: SweepJob) -> dict:
 
         retrain = dict(st.retrain)
         if not st.data:
-            raise SasimError("--retrain needs --data (the corpus to retrain on)")
+            raise SasimError("retraining needs data (the corpus to retrain on)", param="retrain")
         # not KEY.pt: sasim prune writes its summary beside the checkpoint, and KEY.json marks a finished point
         retrained = str(Path(job.out_dir) / "points" / f"{job.key}.retrained.pt")
         prune_checkpoint(st.weights, st.data, retrained, [point.alpha], [point.gamma], point.rule, point.policy,
@@ -412,7 +411,7 @@ def _dask_map(jobs, workers):
     try:
         from dask.distributed import Client, LocalCluster, as_completed as dask_completed
     except ImportError:
-        raise SasimError("--engine dask needs dask.distributed: pip install 'dask[distributed]'") from None
+        raise SasimError("engine dask needs dask.distributed: pip install 'dask[distributed]'", param="engine") from None
     address = os.environ.get("DASK_SCHEDULER_ADDRESS")
     cluster = None if address else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                 dashboard_address=None)

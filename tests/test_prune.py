@@ -97,7 +97,7 @@ def test_sweep_with_retrain(dense, tmp_path):
     assert int(totals[1]["tiles"]) <= int(totals[0]["tiles"])  # a larger budget never needs more tiles under prune
     bad = run_sweep(grid(["8x8"], [4], [0.5], ["prune"]), str(ckpt), tmp_path / "b", workers=1, show_progress=False,
                     retrain=dict(epochs=1, target=0.6))
-    assert "needs --data" in list(bad["failures"].values())[0]["error"]
+    assert "needs data" in list(bad["failures"].values())[0]["error"]
 
 
 def test_a_compact_packed_checkpoint_loads_to_the_same_weights_and_eval(dense, tmp_path):

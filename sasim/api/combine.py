@@ -81,6 +81,6 @@ def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune",
     model_config = raw.get("model_config", {}) if layout == "sasim" else {}
     vocab = raw.get("vocab", []) if layout == "sasim" else []
     if Path(out).suffix != ".pt":
-        raise SasimError(f"--out must be a .pt file, got {out}")
+        raise SasimError(f"out must be a .pt file, got {out}", param="out")
     save_checkpoint(out, new_state, model_config, vocab, **meta)
     return report

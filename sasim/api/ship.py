@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from sasim.api.evaluate import evaluate_checkpoint
+from sasim.sim.metrics import accuracy_name
 from sasim.workload.checkpoint import save_checkpoint
 
 
@@ -16,7 +17,7 @@ def save_scored(out, state: dict, raw: dict, data_dir, record: dict | None = Non
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
     t = time.time()
     results = {split: evaluate_checkpoint(out, data_dir, split=split) for split in ("valid", "test")}
-    name = "bpc" if "bpc" in results["test"] else "ppl"
+    name = accuracy_name(results["test"])
     scores = {f"{split}_{name}": r[name] for split, r in results.items()}
     scores.update({f"{split}_loss_nats": r["loss_nats"] for split, r in results.items()})
     scores.update(eval_batch=10, stored_dtype="float16", data=str(data_dir), eval_seconds=time.time() - t,

@@ -22,13 +22,10 @@ import math
 import numpy as np
 
 from sasim.combine._grouping_kernel import _paper_groups
+from sasim.checks import MAX_ALPHA, MAX_GAMMA
 from sasim.errors import SasimError
 
 POLICIES = ("paper", "min-conflict")
-#: Bounds of the grouping parameters: alpha at most 2**16 columns a group; gamma, an average number of
-#: conflicts per row, at most 1e6 (beyond any matrix's columns; a larger value only risks overflow).
-MAX_ALPHA = 2**16
-MAX_GAMMA = 1e6
 
 
 def validate_grouping_args(alpha, gamma, section, row_cap=None, policy="paper") -> None:

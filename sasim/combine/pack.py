@@ -45,6 +45,14 @@ def _combine(weight: np.ndarray, groups: list[np.ndarray], alpha: int):
     return values, select, group_cols, losers
 
 
+def check_fanin(alpha: int, mux_fanin: int | None, owner: str = "the hardware's") -> None:
+    """Refuse groups wider than the multiplexer: a PE selects among at most ``mux_fanin`` lanes."""
+    if mux_fanin is not None and alpha > mux_fanin:
+        raise SasimError(f"alpha {alpha} exceeds {owner} mux_fanin {mux_fanin}: a PE can select among at most "
+                         f"{mux_fanin} lanes; use alpha {mux_fanin} or less, or hardware with a wider multiplexer",
+                         param="alpha")
+
+
 def pack_matrix(weight, alpha: int, gamma: float, rule: str = "prune", policy: str = "paper", section: int = 256,
                 row_cap: int | None = None, boundaries=(), mux_fanin: int | None = None) -> PackedMatrix:
     """Column-combine ``weight`` into its packed form.
@@ -70,9 +78,7 @@ def pack_matrix(weight, alpha: int, gamma: float, rule: str = "prune", policy: s
     validate_grouping_args(alpha, gamma, section, row_cap, policy)
     if rule not in RULES:
         raise SasimError(f"unknown conflict rule {rule!r}; choose one of {', '.join(RULES)}")
-    if mux_fanin is not None and alpha > mux_fanin:
-        raise SasimError(f"alpha {alpha} exceeds the hardware's mux_fanin {mux_fanin}: a PE can select among at most "
-                         f"{mux_fanin} lanes; use --alpha {mux_fanin} or less, or hardware with a wider multiplexer")
+    check_fanin(alpha, mux_fanin)
     n, k = w.shape
     nonzeros_before = int(np.count_nonzero(w))
     parts_v, parts_s, parts_g = [], [], []

@@ -77,7 +77,8 @@ def load_corpus(data_dir, level: str | None = None) -> Corpus:
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise SasimError(f"data directory {data_dir} does not exist; pass --data DIR with train.txt, valid.txt, test.txt")
+        raise SasimError(f"data directory {data_dir} does not exist; give a directory with train.txt, valid.txt, "
+                         "test.txt")
     missing = [s for s in SPLITS if not (data_dir / f"{s}.txt").is_file()]
     if missing:
         raise SasimError(

@@ -28,6 +28,7 @@ from sasim.combine.grouping import validate_grouping_args
 from sasim.combine.torch_api import ColumnCombiner
 from sasim.checks import check_float, check_int
 from sasim.errors import SasimError
+from sasim.sim.metrics import accuracy_name
 from sasim.workload.checkpoint import packed_to_tensors
 
 
@@ -325,8 +326,7 @@ def save_scored_packed(out, model, packed_layers: list[dict], raw: dict, meta: d
     saved, saved_raw = load_language_model(out)  # score exactly the weights the file holds
     evaluate = evaluate or evaluate_model
     results = {split: evaluate(saved, saved_raw, data_dir, split, corpus=corpus) for split in splits}
-    name = "bpc" if raw.get("level", corpus.level) == "char" else "ppl"
-    record["eval"] = {split: r[name] for split, r in results.items()}
+    record["eval"] = {split: r[accuracy_name(r)] for split, r in results.items()}
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)
     return results
 

@@ -69,7 +69,7 @@ def plot_tile_occupancy(packed, hw, tile: int, out, title: str = "") -> Path:
     if not 0 <= tile < ntiles:
         from sasim.errors import SasimError
 
-        raise SasimError(f"--tile must be in 0..{ntiles - 1} for this matrix on {hw.name}")
+        raise SasimError(f"tile must be in 0..{ntiles - 1} for this matrix on {hw.name}", param="tile")
     rt, ct = divmod(tile, nct)
     values = np.zeros((R, C), np.float32)
     select = np.zeros((R, C), np.int64)

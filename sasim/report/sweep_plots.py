@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sasim.outputs import save_figure  # noqa: E402
+from sasim.sim.metrics import accuracy_name  # noqa: E402
 
 
 def _label(p):
@@ -39,7 +40,7 @@ def plot_sweep(results: list[dict], out) -> list[Path]:
     plt.close(fig)
     # 2. metrics against gamma, one line per (hw, alpha, rule)
     has_acc = "bpc" in results[0]["total"] or "ppl" in results[0]["total"]
-    acc_key = "bpc" if "bpc" in results[0]["total"] else "ppl"
+    acc_key = accuracy_name(results[0]["total"])
     panels = [("utilization", "utilization"), ("latency_per_step_s", "latency per token (s)"),
               ("tiles", "tiles per timestep")] + ([(acc_key, acc_key)] if has_acc else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))

@@ -29,9 +29,9 @@ class MatmulResult:
 
 def check_mode(mode: str, timing: str) -> None:
     if mode not in MODES:
-        raise SasimError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise SasimError(f"mode must be one of {', '.join(MODES)}, got {mode!r}", param="mode")
     if timing not in TIMINGS:
-        raise SasimError(f"--timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
+        raise SasimError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}", param="timing")
 
 
 def map_any(packed, hw: HardwareConfig, weights_resident: bool = True):

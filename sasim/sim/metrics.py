@@ -136,3 +136,8 @@ def total_metrics(parts: list[WorkPart], per_part: list[dict], hw: HardwareConfi
         "cycles_per_step": cycles / max(steps, 1),
         "latency_per_step_s": cycles / max(steps, 1) / hw.clock_hz,
     }
+
+
+def accuracy_name(scores: dict) -> str:
+    """The accuracy metric a score record holds: ``bpc`` (character corpora) or ``ppl`` (word corpora)."""
+    return "bpc" if "bpc" in scores else "ppl"

@@ -43,7 +43,7 @@ def load_raw(path) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise SasimError(f"checkpoint {path} not found; pass --weights with an existing .pt or .safetensors file")
+        raise SasimError(f"checkpoint {path} not found; give an existing .pt or .safetensors file")
     if path.suffix == ".safetensors":
         from safetensors import safe_open
 

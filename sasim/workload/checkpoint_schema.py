@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import torch
+
 from sasim.errors import SasimError
 
 #: model_config fields: name -> (kind, minimum, maximum, required). The language model's ModelConfig has exactly
@@ -140,8 +142,6 @@ def _vocab(vocab, cfg, problems: list) -> None:
 
 
 def _state_dict(state, problems: list) -> None:
-    import torch
-
     if state is None:
         problems.append("state_dict: missing (the model's tensors)")
         return
