@@ -22,6 +22,8 @@ MAX_COUNT = 2**31 - 1
 #: conflicts per row, at most 1e6 (beyond any matrix's columns; a larger value only risks overflow).
 MAX_ALPHA = 2**16
 MAX_GAMMA = 1e6
+#: The largest seed: numpy and torch take 32-bit seeds.
+MAX_SEED = 2**32 - 1
 #: The largest event count a run may reach (cycles, MACs, bytes); larger is refused rather than wrapped.
 MAX_EVENTS = 2**62
 
@@ -61,6 +63,11 @@ def check_float(name: str, value, low: float | None = None, high: float | None =
     if outside_high:
         raise SasimError(f"{name} must be {'<' if high_open else '<='} {high:g}, got {value:g}", param=name)
     return value
+
+
+def check_seed(value) -> int:
+    """A seed for numpy and torch: an integer in 0..MAX_SEED."""
+    return check_int("seed", value, 0, MAX_SEED)
 
 
 def check_optional_int(name: str, value, minimum: int | None = None, maximum: int | None = MAX_COUNT):

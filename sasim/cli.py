@@ -10,7 +10,7 @@ import re
 import sys
 from pathlib import Path
 
-from sasim.checks import MAX_ALPHA, MAX_COUNT, MAX_GAMMA, arg_type, check_device, check_float, check_int
+from sasim.checks import MAX_ALPHA, MAX_COUNT, MAX_GAMMA, MAX_SEED, arg_type, check_device, check_float, check_int
 from sasim.errors import SasimError
 
 # Each command imports what it needs inside its function: `sasim --help` and a refused flag must not pay for
@@ -462,7 +462,7 @@ def DEVICE(text: str) -> str:  # noqa: N802
         raise argparse.ArgumentTypeError(str(exc).replace("device ", "", 1)) from None
 
 
-SEED = INT(0, 2**32 - 1)
+SEED = INT(0, MAX_SEED)
 SPARSITY = FLOAT(0, 1, low_open=True, high_open=True)
 DENSITY = FLOAT(0, 1, low_open=True)
 

@@ -23,10 +23,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sasim.checks import check_choice, check_float, check_int, check_optional_int
+from sasim.checks import check_choice, check_float, check_int, check_optional_int, check_seed
 from sasim.combine.grouping import validate_grouping_args
 from sasim.combine.pack import RULES, check_fanin
 from sasim.errors import SasimError
+from sasim.sim.engine import check_mode
 
 CSV_FIELDS = ["hw", "alpha", "gamma", "rule", "policy", "prune_to", "layer", "shape", "groups", "tiles", "cycles",
               "array_cycles", "vector_cycles", "stall_cycles", "utilization", "dense_equivalent_utilization",
@@ -71,10 +72,9 @@ class SweepSettings:
     def __post_init__(self):
         check_int("batch", self.batch, 1)
         check_int("steps", self.steps, 1)
-        check_choice("mode", self.mode, ("cycle", "analytic"))
-        check_choice("timing", self.timing, ("sasim", "scalesim"))
+        check_mode(self.mode, self.timing)
         check_choice("split", self.split, ("valid", "test"))
-        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_seed(self.seed)
         check_optional_int("eval_tokens", self.eval_tokens, 2)
         if self.retrain is not None:
             r = dict(self.retrain)

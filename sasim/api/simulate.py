@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from sasim.checks import check_choice, check_float, check_int, check_memory, check_optional_int
+from sasim.checks import check_choice, check_float, check_int, check_memory, check_optional_int, check_seed
 from sasim.combine.grouping import POLICIES, validate_grouping_args
 from sasim.combine.pack import RULES, pack_matrix
 from sasim.combine.packed import DenseShape, PackedMatrix
@@ -24,7 +24,7 @@ from sasim.hw.config import HardwareConfig, load_hw_config
 from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
 from sasim.quant.checkpoint import stored_quantization
 from sasim.quant.lstm import QuantConfig, score_quantized
-from sasim.sim.engine import simulate_matmul
+from sasim.sim.engine import check_mode, simulate_matmul
 from sasim.sim.lstm import simulate_lstm
 from sasim.sim.mapping import weights_fit, weights_memory_bytes
 from sasim.sim.metrics import WorkPart, part_metrics, total_metrics
@@ -76,9 +76,8 @@ class RunCheckpoint:
     def __post_init__(self):
         check_int("batch", self.batch, 1)
         check_int("steps", self.steps, 1)
-        check_choice("timing", self.timing, ("sasim", "scalesim"))
-        check_choice("mode", self.mode, ("cycle", "analytic"))
-        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_mode(self.mode, self.timing)
+        check_seed(self.seed)
         check_choice("split", self.split, ("valid", "test"))
 
 
@@ -181,9 +180,8 @@ class Gemm:
         for name in ("m", "n", "k"):
             check_int(name, getattr(self, name), 1)
         check_float("density", self.density, 0.0, 1.0, low_open=True)
-        check_choice("timing", self.timing, ("sasim", "scalesim"))
-        check_choice("mode", self.mode, ("cycle", "analytic"))
-        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_mode(self.mode, self.timing)
+        check_seed(self.seed)
 
 
 @dataclass
@@ -251,9 +249,8 @@ class RunWorkload:
     def __post_init__(self):
         check_optional_int("batch", self.batch, 1)
         check_optional_int("steps", self.steps, 1)
-        check_choice("timing", self.timing, ("sasim", "scalesim"))
-        check_choice("mode", self.mode, ("cycle", "analytic"))
-        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_mode(self.mode, self.timing)
+        check_seed(self.seed)
 
 
 def run_workload(spec: RunWorkload, progress_factory=None) -> SimResult:

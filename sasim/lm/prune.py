@@ -16,7 +16,6 @@ The result is a packed checkpoint: pruned dense weights, masks, and the packed f
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -28,8 +27,9 @@ from sasim.combine.grouping import validate_grouping_args
 from sasim.combine.torch_api import ColumnCombiner
 from sasim.checks import check_float, check_int
 from sasim.errors import SasimError
+from sasim.report.json_report import plain
 from sasim.sim.metrics import accuracy_name
-from sasim.workload.checkpoint import packed_to_tensors
+from sasim.workload.checkpoint import packed_to_tensors, stored_packed
 
 
 def _event_steps(total_steps: int, events: int) -> list[int]:
@@ -216,11 +216,6 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     return packed, summary
 
 
-def _plain(obj):
-    """``obj`` with numpy scalars and tuples made plain, so that ``torch.load(weights_only=True)`` reads it."""
-    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
-
-
 def _save_progress(path, settings, epochs_done, model, optimizer, combiner, state, history, curve, seconds) -> None:
     """The state of a pruning run after ``epochs_done`` epochs, saved atomically (see prune_combine_retrain)."""
     from sasim.outputs import save_torch
@@ -230,26 +225,24 @@ def _save_progress(path, settings, epochs_done, model, optimizer, combiner, stat
     for i, layer in enumerate(combiner.packed):
         for key, p in (layer or {}).items():
             packed.update(packed_to_tensors(f"{i}.{key}", p))
-            stats[f"{i}.{key}"] = {"shape": list(p.shape), "stats": _plain(p.stats)}
-    save_torch(path, {"format": "sasim-prune-progress", "settings": _plain(settings), "epochs_done": epochs_done,
+            stats[f"{i}.{key}"] = {"shape": list(p.shape), "stats": plain(p.stats)}
+    save_torch(path, {"format": "sasim-prune-progress", "settings": plain(settings), "epochs_done": epochs_done,
                       "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                       "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "packed": packed,
-                      "packed_stats": stats, "state": dict(state), "history": _plain(history),
-                      "curve": _plain(curve), "seconds": seconds})
+                      "packed_stats": stats, "state": dict(state), "history": plain(history),
+                      "curve": plain(curve), "seconds": seconds})
 
 
 def _restore_progress(path, settings, model, optimizer, combiner, state, history, curve) -> tuple[int, float]:
     """Load a pruning run's saved state into the given objects; return ``(epochs done, seconds spent)``."""
-    from sasim.combine.packed import PackedMatrix
-
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise SasimError(f"cannot resume from {path} ({type(exc).__name__}); delete it to start afresh") from None
     if not isinstance(ck, dict) or ck.get("format") != "sasim-prune-progress":
         raise SasimError(f"{path} is not the progress file of a sasim prune run; delete it to start afresh")
-    if ck["settings"] != _plain(settings):
-        differ = [k for k in settings if ck["settings"].get(k) != _plain(settings).get(k)]
+    if ck["settings"] != plain(settings):
+        differ = [k for k in settings if ck["settings"].get(k) != plain(settings).get(k)]
         raise SasimError(f"cannot resume from {path}: it was made with other settings ({', '.join(differ)}); "
                          "resume with the same options, or delete it to start afresh")
     device = next(model.parameters()).device
@@ -260,10 +253,7 @@ def _restore_progress(path, settings, model, optimizer, combiner, state, history
     combiner.packed = [{} for _ in combiner.packed]
     for name, info in ck["packed_stats"].items():
         i, key = name.split(".")
-        p = PackedMatrix(values=ck["packed"][f"{name}.packed_values"].numpy(),
-                         select=ck["packed"][f"{name}.packed_select"].numpy().astype(np.int16),
-                         group_cols=ck["packed"][f"{name}.packed_groups"].numpy().astype(np.int64),
-                         shape=tuple(info["shape"]))
+        p = stored_packed(ck["packed"], name, tuple(info["shape"]))  # the reader of every stored packed form
         p.stats = info["stats"]
         combiner.packed[int(i)][key] = p
     state.update(ck["state"])

@@ -10,11 +10,13 @@ from sasim.report.provenance import run_header
 from sasim.sim.metrics import DEFINITIONS
 
 
-def _plain(obj):
+def plain(obj):
+    """``obj`` with numpy scalars and arrays made Python numbers and lists, tuples made lists and keys made strings:
+    what JSON, and ``torch.load(weights_only=True)``, can hold."""
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating):
@@ -25,7 +27,7 @@ def _plain(obj):
 
 
 def build_report(hw, total: dict, parts: list[dict], **settings) -> dict:
-    return _plain({**run_header(**settings), "hw": hw.to_dict(), "total": total, "layers": parts,
+    return plain({**run_header(**settings), "hw": hw.to_dict(), "total": total, "layers": parts,
                    "definitions": {k: DEFINITIONS[k] for k in DEFINITIONS if k in total or any(k in p for p in parts)}})
 
 
@@ -34,4 +36,4 @@ def write_json(path, report: dict) -> Path:
     from sasim import outputs
 
     path = outputs.check_output_file(path, "--json", make_parents=True)
-    return outputs.write_json(path, _plain(report))
+    return outputs.write_json(path, plain(report))
