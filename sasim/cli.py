@@ -36,7 +36,10 @@ def _cmd_train(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     corpus = load_corpus(args.data)
-    summary = train(corpus, cfg, args.out, device=args.device, resume=args.resume, preset=args.preset)
+    summary = train(corpus, cfg, args.out, device=args.device, resume=args.resume, preset=args.preset,
+                    precision=args.precision)
+    if summary["best_valid_loss"] is None:  # a rank other than 0 under torchrun: it saved nothing to report
+        return 0
     print(f"best valid loss {summary['best_valid_loss']:.4f} nats at epoch {summary['best_epoch']}; "
           f"saved {args.out}")
     return 0
@@ -298,6 +301,8 @@ def _cmd_prune(args) -> int:
                               args.rule or "prune", args.policy or "paper", 256 if args.section is None else args.section,
                               args.row_cap, args.target_sparsity, args.epochs, args.events, args.max_train_tokens,
                               args.device, args.seed, qat=qat, qat_epochs=args.qat_epochs, resume=args.resume)
+    if result["eval"] is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
+        return 0
     name = accuracy_name(result["eval"]["test"])
     how = f" ({qat.weight_bits}-bit weights, {qat.act_bits}-bit activations, after QAT)" if qat else ""
     print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f}{how}; "
@@ -314,6 +319,8 @@ def _cmd_finetune(args) -> int:
                              teacher=resolve_weights(args.distill) if args.distill else None,
                              distill_weight=args.distill_weight, dropout_scale=args.dropout_scale,
                              average_from=args.average_from)
+    if result["eval"] is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
+        return 0
     name = accuracy_name(result["eval"]["test"])
     print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f} after "
           f"{args.epochs} epoch(s) at lr {result['lr']:g}"
@@ -485,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", type=DEVICE, help="cpu (default), cuda, or auto")
     p.add_argument("--threads", type=INT(0, 1024), default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.latest.pt")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16: forward passes under autocast on a GPU (default fp32)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="bits per character / perplexity of a checkpoint")
@@ -684,12 +693,41 @@ def _with_flag(exc: SasimError, args) -> str:
     return text
 
 
+#: commands that train, and so run data-parallel under torchrun (one process per rank)
+_DISTRIBUTED = {"train", "prune", "finetune", "quantize"}
+
+
+def _run(args) -> int:
+    """Run the command; under torchrun, join the process group first, and let only rank 0 check outputs and
+    print (every rank computes; rank 0 writes)."""
+    import os
+
+    if os.environ.get("WORLD_SIZE", "1") == "1":
+        _check_outputs(args)
+        return args.func(args)
+    if args.command not in _DISTRIBUTED or getattr(args, "dry_run", False):
+        raise SasimError(f"sasim {args.command} runs in one process; only {', '.join(sorted(_DISTRIBUTED))} run "
+                         "under torchrun (launch it without torchrun)")
+    import contextlib
+
+    from sasim.lm.distributed import finish, init_from_env
+
+    ranks = init_from_env(getattr(args, "device", "cpu"))
+    try:
+        if ranks.is_main:
+            _check_outputs(args)
+            return args.func(args)
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            return args.func(args)
+    finally:
+        finish()
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _check_outputs(args)
-        return args.func(args)
+        return _run(args)
     except SasimError as exc:
         print(f"sasim {args.command}: error: {_with_flag(exc, args)}", file=sys.stderr)
         return 2

@@ -81,7 +81,8 @@ def float_finetune(path, data, split, tokens, seed) -> dict:
     from sasim.lm.corpus import encode_with_vocab, load_corpus
     from sasim.lm.loading import evaluate_model, load_language_model
     from sasim.lm.presets import train_config_of
-    from sasim.lm.train import batchify, train_epoch
+    from sasim.lm.fit import fit
+    from sasim.lm.train import batchify
 
     torch.manual_seed(seed)
     model, raw = load_language_model(path)
@@ -89,7 +90,7 @@ def float_finetune(path, data, split, tokens, seed) -> dict:
     corpus = load_corpus(data, level=raw.get("level"))
     train = batchify(encode_with_vocab(corpus, raw["vocab"])["train"], cfg.batch_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr * 0.1, weight_decay=cfg.weight_decay)
-    train_epoch(model, train, cfg, optimizer)
+    fit(model, train, cfg, optimizer, 1, lambda _: cfg.lr * 0.1, name="float fine-tune", show_progress=False)
     model.eval()
     return evaluate_model(model, raw, data, split, corpus=corpus)
 

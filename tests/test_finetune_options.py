@@ -65,11 +65,11 @@ def test_teacher_must_be_the_dense_model_with_the_students_vocabulary(dense, pac
 
 def test_averaging_saves_the_mean_of_the_steps_and_dropout_scaling_is_not_saved(dense, packed, tmp_path, monkeypatch):
     import sasim.lm.finetune as finetune
-    import sasim.lm.train as train
+    import sasim.lm.fit as fit
 
     data, ckpt = dense
     snapshots, rates = [], []
-    real_train_epoch = train.train_epoch
+    real_train_epoch = fit.train_epoch
 
     def spying_train_epoch(model, *args, step_hook=None, **kwargs):
         rates.append((model.config.dropout_o, model.rnns[0].weight_drop))
@@ -81,7 +81,7 @@ def test_averaging_saves_the_mean_of_the_steps_and_dropout_scaling_is_not_saved(
         snapshots.append("epoch")
         return real_train_epoch(model, *args, step_hook=hook, **kwargs)
 
-    monkeypatch.setattr(train, "train_epoch", spying_train_epoch)  # finetune imports it when it runs
+    monkeypatch.setattr(fit, "train_epoch", spying_train_epoch)  # the one training loop runs every epoch through it
     out = tmp_path / "avg.pt"
     res = finetune.finetune_packed(packed, data, out, epochs=2, lr=3e-3, average_from=2, dropout_scale=0.5,
                                    teacher=ckpt, show_progress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sasim.combine.torch_api import ColumnCombiner
+from sasim.lm.distributed import current
 from sasim.lm.loading import evaluate_model
 from sasim.lm.prune import (density_report, load_dense_for_pruning, packing_meta, prune_combine_retrain,
                             save_scored_packed)
@@ -59,8 +60,12 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     summary["density"] = density_report(model)
     meta = carried_metadata(raw)
     meta.update(packing=packing_meta(packed, params), prune=summary, **quant_meta)
-    results = save_scored_packed(out, model, packed, raw, meta, summary, data_dir, data["corpus"], splits,
-                                 evaluate=evaluate_quantized_checkpoint if qat is not None else evaluate_model)
-    write_json(Path(out).with_suffix(".json"), run_header(packing=params, prune=summary, source=str(weights),
-                                                          data=str(data_dir)))
+    ranks = current()
+    results = None
+    if ranks.is_main:  # under torchrun every rank holds the same packed model; rank 0 scores and writes it
+        results = save_scored_packed(out, model, packed, raw, meta, summary, data_dir, data["corpus"], splits,
+                                     evaluate=evaluate_quantized_checkpoint if qat is not None else evaluate_model)
+        write_json(Path(out).with_suffix(".json"), run_header(packing=params, prune=summary, source=str(weights),
+                                                              data=str(data_dir)))
+    ranks.barrier()
     return {**summary, "eval": results}

@@ -19,7 +19,7 @@ from sasim.lm.model import detach_state
 
 
 class Distiller:
-    """A training loss for :func:`sasim.lm.train.train_epoch` that distills from ``teacher``.
+    """A training loss for :func:`sasim.lm.fit.fit` that distills from ``teacher``.
 
     Parameters
     ----------

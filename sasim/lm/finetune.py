@@ -13,13 +13,27 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import torch
 from torch.optim.swa_utils import AveragedModel
 
 from sasim.checks import check_float, check_int
+from sasim.combine.torch_api import ColumnCombiner
 from sasim.errors import SasimError
 from sasim.lm.distill import Distiller, load_teacher
+from sasim.lm.distributed import Ranks, current
+from sasim.lm.evaluate import evaluate_loss
+from sasim.lm.fit import Hook, epoch_tokens, fit
+from sasim.lm.loading import load_language_model
+from sasim.lm.presets import train_config_of
+from sasim.lm.prune import density_report, save_scored_packed
+from sasim.lm.train import retraining_data
+from sasim.report.json_report import write_json
+from sasim.report.provenance import run_header
+from sasim.workload.checkpoint import carried_metadata
+from sasim.workload.lstm import load_lstm_workload
+from sasim.workload.packing import stored_packings
 
 
 def _freeze_masks(model, packed_layers: list[dict]) -> None:
@@ -50,6 +64,39 @@ def _set_dropout(model, rates: dict) -> dict:
     for rnn in model.rnns:
         rnn.weight_drop = model.config.weight_drop
     return before
+
+
+class _WeightAverage(Hook):
+    """Polyak averaging from epoch ``average_from`` (1-based) on: the running mean of the weights over every
+    optimizer step, scored on ``valid_data`` after each epoch (``valid_loss_averaged``)."""
+
+    def __init__(self, model, average_from: int | None, valid_data, bptt: int, ranks: Ranks):
+        self.model, self.average_from, self.valid_data, self.bptt, self.ranks = model, average_from, valid_data, bptt, ranks
+        self.average = None
+
+    def start_epoch(self, epoch: int) -> None:
+        if self.average_from is not None and epoch + 1 == self.average_from:
+            self.average = AveragedModel(self.model)
+
+    def after_step(self, model) -> None:
+        if self.average is not None:
+            self.average.update_parameters(model)
+
+    def record(self, epoch: int, point: dict) -> str | None:
+        if self.average is None:
+            return None
+        point["valid_loss_averaged"] = evaluate_loss(self.average.module, self.valid_data, self.bptt, ranks=self.ranks)
+        return f"weight average {point['valid_loss_averaged'] / math.log(2):.4f} bpc"
+
+
+class _ResetTeacher(Hook):
+    """The teacher's hidden state restarts with every epoch, as the student's does."""
+
+    def __init__(self, distiller: Distiller):
+        self.distiller = distiller
+
+    def start_epoch(self, epoch: int) -> None:
+        self.distiller.reset()
 
 
 def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = None, max_train_tokens=None,
@@ -91,22 +138,7 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     dict
         The ``finetune`` summary: curve, tokens, seconds, lr, and ``eval`` (valid and test, with the saved weights).
     """
-    from pathlib import Path
-
-    from tqdm.auto import tqdm
-
-    from sasim.combine.torch_api import ColumnCombiner
-    from sasim.lm.evaluate import evaluate_loss
-    from sasim.lm.loading import load_language_model
-    from sasim.lm.presets import train_config_of
-    from sasim.lm.prune import density_report, save_scored_packed
-    from sasim.lm.train import epoch_tokens, retraining_data, train_epoch
-    from sasim.report.json_report import write_json
-    from sasim.report.provenance import run_header
-    from sasim.workload.checkpoint import carried_metadata
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import stored_packings
-
+    ranks = current()
     check_int("epochs", epochs, 1)
     if average_from is not None and not 1 <= check_int("average_from", average_from, 1) <= epochs:
         raise SasimError(f"average_from must be an epoch between 1 and epochs ({epochs}), got {average_from}",
@@ -131,26 +163,13 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     original_dropout = _set_dropout(model, {name: getattr(model.config, name) * dropout_scale
                                             for name in _DROPOUT_RATES})
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    average = None
-    curve, t0 = [], time.time()
-    for epoch in range(epochs):
-        if average_from is not None and epoch + 1 == average_from:
-            average = AveragedModel(model)
-        if distiller is not None:
-            distiller.reset()
-        with tqdm(total=epoch_tokens(train_data, cfg), desc=f"finetune {epoch + 1}/{epochs}",
-                  unit="tok", unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
-            loss = train_epoch(model, train_data, cfg, optimizer, bar, loss_fn=distiller,
-                               step_hook=None if average is None else average.update_parameters)
-        point = {"epoch": epoch + 1, "lr": cfg.lr, "train_loss": loss, "valid_loss": evaluate_loss(model, valid_data, cfg.bptt)}
-        if average is not None:
-            point["valid_loss_averaged"] = evaluate_loss(average.module, valid_data, cfg.bptt)
-        curve.append(point)
-        if show_progress:
-            averaged = (f", weight average {point['valid_loss_averaged'] / math.log(2):.4f} bpc"
-                        if average is not None else "")
-            print(f"finetune epoch {epoch + 1}: train {loss / math.log(2):.4f} bpc, "
-                  f"valid {point['valid_loss'] / math.log(2):.4f} bpc{averaged}", flush=True)
+    averaging = _WeightAverage(model, average_from, valid_data, cfg.bptt, ranks)
+    hooks = [averaging] + ([_ResetTeacher(distiller)] if distiller is not None else [])
+    t0 = time.time()
+    curve = fit(model, train_data, cfg, optimizer, epochs, lambda _: cfg.lr, valid_data, hooks=hooks,
+                loss_fn=distiller, name="finetune", log=print if show_progress else (lambda *_: None),
+                show_progress=show_progress, ranks=ranks)
+    average = averaging.average
     if average is not None:
         model.load_state_dict(average.module.state_dict())
     _set_dropout(model, original_dropout)  # the saved checkpoint keeps the rates it was trained with
@@ -165,6 +184,9 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
                "density": density_report(model)}
     meta = carried_metadata(raw)
     meta["finetune"] = meta.get("finetune", []) + [summary]
-    results = save_scored_packed(out, model, packed, raw, meta, summary, data_dir, data["corpus"])
-    write_json(Path(out).with_suffix(".json"), run_header(finetune=summary, data=str(data_dir)))
+    results = None
+    if ranks.is_main:
+        results = save_scored_packed(out, model, packed, raw, meta, summary, data_dir, data["corpus"])
+        write_json(Path(out).with_suffix(".json"), run_header(finetune=summary, data=str(data_dir)))
+    ranks.barrier()
     return {**summary, "eval": results, "packed": bool(packed)}

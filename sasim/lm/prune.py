@@ -16,7 +16,6 @@ The result is a packed checkpoint: pruned dense weights, masks, and the packed f
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -27,6 +26,9 @@ from sasim.combine.grouping import validate_grouping_args
 from sasim.combine.torch_api import ColumnCombiner
 from sasim.checks import check_float, check_int
 from sasim.errors import SasimError
+from sasim.lm.distributed import Ranks, current
+from sasim.lm.fit import Hook, epoch_steps, epoch_tokens, fit
+from sasim.outputs import save_torch
 from sasim.report.json_report import plain
 from sasim.sim.metrics import accuracy_name
 from sasim.workload.checkpoint import packed_to_tensors, stored_packed
@@ -157,69 +159,104 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     resume : bool
         Continue from ``progress_path`` when it exists; the result equals an uninterrupted run's.
     """
-    from tqdm.auto import tqdm
-
-    from sasim.lm.evaluate import evaluate_loss
-    from sasim.lm.train import epoch_steps, epoch_tokens, train_epoch
-
     check_float("target_sparsity", target, 0.0, 1.0, low_open=True, high_open=True)
     check_int("epochs", epochs, 1)
     if events is not None:
         check_int("events", events, 1)
+    ranks = current()
     combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap).prepare()
-    total = epoch_steps(train_data, cfg) * epochs  # the steps train_epoch will take
+    total = epoch_steps(train_data, cfg) * epochs  # the optimizer steps fit will take
     events = events or default_events(epochs)
     schedule = _event_steps(total, events)
-    alphas = combiner.alpha
-    magnitude_target = [target * (1 - 1 / a) for a in alphas]
+    magnitude_target = [target * (1 - 1 / a) for a in combiner.alpha]
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = {"step": 0, "event": 0}
-    history = []
-
-    def hook(_model):
-        if state["event"] < len(schedule) and state["step"] == schedule[state["event"]]:
-            state["event"] += 1
-            record = _pruning_event(model, combiner, magnitude_target, state["event"] / len(schedule))
-            history.append({"step": state["step"], "event": state["event"], **record})
-        state["step"] += 1
-
-    curve = []
-    t0 = time.time()
-    first_epoch, seconds_before = 0, 0.0
-    settings = {"alpha": list(alphas), "gamma": list(combiner.gamma), **combiner.kw, "target": target,
+    settings = {"alpha": list(combiner.alpha), "gamma": list(combiner.gamma), **combiner.kw, "target": target,
                 "epochs": epochs, "schedule": schedule, "train_shape": list(train_data.shape)}
-    if resume and progress_path is not None and Path(progress_path).is_file():
-        first_epoch, seconds_before = _restore_progress(progress_path, settings, model, optimizer, combiner, state,
-                                                        history, curve)
+    events_hook = _PruningEvents(model, combiner, schedule, magnitude_target, ranks)
+    curve, first_epoch, seconds_before = [], 0, 0.0
+    saved = None
+    if resume and progress_path is not None:
+        saved = ranks.broadcast(_read_progress(progress_path, settings) if ranks.is_main else None)
+    if saved is not None:
+        first_epoch, seconds_before = _restore_progress(saved, model, optimizer, combiner, events_hook, curve)
         log(f"resumed from {progress_path} after epoch {first_epoch}")
-    for epoch in range(first_epoch, epochs):
-        lr = cfg.lr * (0.1 if epoch >= max(1, int(0.75 * epochs)) and epochs > 1 else 1.0)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with tqdm(total=epoch_tokens(train_data, cfg), desc=f"retrain {epoch + 1}/{epochs}",
-                  unit="tok", unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
-            loss = train_epoch(model, train_data, cfg, optimizer, bar, step_hook=hook)
-        valid = None if valid_data is None else evaluate_loss(model, valid_data, cfg.bptt)
-        curve.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "valid_loss": valid, "events_done": state["event"]})
-        log(f"retrain epoch {epoch + 1}: train {loss / math.log(2):.4f} bpc"
-            + ("" if valid is None else f", valid {valid / math.log(2):.4f} bpc") + f", {state['event']}/{len(schedule)} events")
-        if progress_path is not None:
-            _save_progress(progress_path, settings, epoch + 1, model, optimizer, combiner, state, history, curve,
-                           seconds_before + time.time() - t0)
-    while state["event"] < len(schedule):  # a schedule past the last step (tiny data): finish the events
-        state["step"] = schedule[state["event"]]
-        hook(model)
+    hooks = [events_hook]
+    t0 = time.time()
+    if progress_path is not None:
+        hooks.append(_ProgressSaver(progress_path, settings, model, optimizer, combiner, events_hook,
+                                    lambda: seconds_before + time.time() - t0, ranks))
+    late = max(1, int(0.75 * epochs))
+    fit(model, train_data, cfg, optimizer, epochs, lambda e: cfg.lr * (0.1 if e >= late and epochs > 1 else 1.0),
+        valid_data, hooks=hooks, first_epoch=first_epoch, curve=curve, name="retrain", log=log,
+        show_progress=show_progress, ranks=ranks)
+    events_hook.finish()
     packed = combiner.squash()
-    summary = {"events": history, "curve": curve, "seconds": seconds_before + time.time() - t0, "schedule": schedule,
-               "magnitude_target": magnitude_target, "steps": total,
+    summary = {"events": events_hook.history, "curve": curve, "seconds": seconds_before + time.time() - t0,
+               "schedule": schedule, "magnitude_target": magnitude_target, "steps": total,
                "tokens": epoch_tokens(train_data, cfg) * epochs}
     return packed, summary
 
 
-def _save_progress(path, settings, epochs_done, model, optimizer, combiner, state, history, curve, seconds) -> None:
-    """The state of a pruning run after ``epochs_done`` epochs, saved atomically (see prune_combine_retrain)."""
-    from sasim.outputs import save_torch
+class _PruningEvents(Hook):
+    """Runs the pruning events at their scheduled optimizer steps; every rank runs them on the same weights and
+    checks that its masks and groups equal every other rank's."""
 
+    def __init__(self, model, combiner: ColumnCombiner, schedule: list[int], magnitude_target: list[float],
+                 ranks: Ranks):
+        self.model, self.combiner, self.schedule, self.magnitude_target = model, combiner, schedule, magnitude_target
+        self.ranks = ranks
+        self.state = {"step": 0, "event": 0}
+        self.history: list[dict] = []
+
+    def after_step(self, _model) -> None:
+        state = self.state
+        if state["event"] < len(self.schedule) and state["step"] == self.schedule[state["event"]]:
+            state["event"] += 1
+            record = _pruning_event(self.model, self.combiner, self.magnitude_target, state["event"] / len(self.schedule))
+            self.history.append({"step": state["step"], "event": state["event"], **record})
+            self.ranks.check_same(f"masks and groups after pruning event {state['event']}",
+                                  _masks_and_groups(self.model, self.combiner))
+        state["step"] += 1
+
+    def record(self, epoch: int, point: dict) -> str:
+        point["events_done"] = self.state["event"]
+        return f"{self.state['event']}/{len(self.schedule)} events"
+
+    def finish(self) -> None:
+        """Run the events a schedule past the last step left (tiny data)."""
+        while self.state["event"] < len(self.schedule):
+            self.state["step"] = self.schedule[self.state["event"]]
+            self.after_step(self.model)
+
+
+def _masks_and_groups(model, combiner: ColumnCombiner) -> list[torch.Tensor]:
+    """Every mask and every group assignment of a pruning run, as tensors (to compare across ranks)."""
+    tensors = [buf for name, buf in model.named_buffers() if ".mask_" in name]
+    for layer in combiner.packed:
+        for p in (layer or {}).values():
+            tensors += [torch.from_numpy(np.ascontiguousarray(t)) for t in (p.values, p.select)]
+    return tensors
+
+
+class _ProgressSaver(Hook):
+    """Saves a pruning run's state after every epoch (see :func:`prune_combine_retrain`)."""
+
+    def __init__(self, path, settings, model, optimizer, combiner, events_hook, seconds, ranks: Ranks):
+        self.path, self.settings, self.model, self.optimizer = path, settings, model, optimizer
+        self.combiner, self.events_hook, self.seconds, self.ranks = combiner, events_hook, seconds, ranks
+        self.rng_states = []
+
+    def record(self, epoch: int, point: dict) -> None:
+        self.rng_states = self.ranks.gather(torch.get_rng_state())  # every rank's, for an exact resume
+
+    def save(self, epochs_done: int, curve: list) -> None:
+        _save_progress(self.path, self.settings, epochs_done, self.model, self.optimizer, self.combiner,
+                       self.events_hook.state, self.events_hook.history, curve, self.seconds(), self.rng_states)
+
+
+def _save_progress(path, settings, epochs_done, model, optimizer, combiner, state, history, curve, seconds,
+                   rng_states) -> None:
+    """The state of a pruning run after ``epochs_done`` epochs, saved atomically (see prune_combine_retrain)."""
     packed = {}
     stats = {}
     for i, layer in enumerate(combiner.packed):
@@ -228,13 +265,16 @@ def _save_progress(path, settings, epochs_done, model, optimizer, combiner, stat
             stats[f"{i}.{key}"] = {"shape": list(p.shape), "stats": plain(p.stats)}
     save_torch(path, {"format": "sasim-prune-progress", "settings": plain(settings), "epochs_done": epochs_done,
                       "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                      "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state(), "packed": packed,
+                      "optimizer": optimizer.state_dict(), "rng": rng_states[0], "rng_per_rank": rng_states,
+                      "packed": packed,
                       "packed_stats": stats, "state": dict(state), "history": plain(history),
                       "curve": plain(curve), "seconds": seconds})
 
 
-def _restore_progress(path, settings, model, optimizer, combiner, state, history, curve) -> tuple[int, float]:
-    """Load a pruning run's saved state into the given objects; return ``(epochs done, seconds spent)``."""
+def _read_progress(path, settings) -> dict | None:
+    """A pruning run's saved state at ``path``, checked against this run's settings (None: no file)."""
+    if not Path(path).is_file():
+        return None
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -245,19 +285,25 @@ def _restore_progress(path, settings, model, optimizer, combiner, state, history
         differ = [k for k in settings if ck["settings"].get(k) != plain(settings).get(k)]
         raise SasimError(f"cannot resume from {path}: it was made with other settings ({', '.join(differ)}); "
                          "resume with the same options, or delete it to start afresh")
+    return ck
+
+
+def _restore_progress(ck, model, optimizer, combiner, events_hook, curve) -> tuple[int, float]:
+    """Load a pruning run's saved state into the given objects; return ``(epochs done, seconds spent)``."""
     device = next(model.parameters()).device
     model.load_state_dict(ck["model"])
     model.to(device)
     optimizer.load_state_dict(ck["optimizer"])
-    torch.set_rng_state(ck["rng"])
+    rngs, ranks = ck.get("rng_per_rank") or [ck["rng"]], events_hook.ranks
+    torch.set_rng_state(rngs[ranks.rank] if len(rngs) == ranks.world_size else rngs[0])
     combiner.packed = [{} for _ in combiner.packed]
     for name, info in ck["packed_stats"].items():
         i, key = name.split(".")
         p = stored_packed(ck["packed"], name, tuple(info["shape"]))  # the reader of every stored packed form
         p.stats = info["stats"]
         combiner.packed[int(i)][key] = p
-    state.update(ck["state"])
-    history.extend(ck["history"])
+    events_hook.state.update(ck["state"])
+    events_hook.history.extend(ck["history"])
     curve.extend(ck["curve"])
     return ck["epochs_done"], ck["seconds"]
 

@@ -9,18 +9,21 @@ improves (the best, at ``out``).
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sasim.checks import check_device
 from sasim.errors import SasimError
-from sasim.lm.corpus import Corpus
-from sasim.lm.model import LSTMLanguageModel, ModelConfig, detach_state
+from sasim.lm.corpus import Corpus, encode_with_vocab, load_corpus
+from sasim.lm.distributed import Ranks, current, local_device
+from sasim.lm.fit import Hook, fit
+from sasim.lm.model import LSTMLanguageModel, ModelConfig
 from sasim.lm.presets import TrainConfig
+from sasim.report.json_report import write_json
+from sasim.report.provenance import run_header
 from sasim.workload.checkpoint import load_raw, save_checkpoint
 
 LN2 = math.log(2.0)
@@ -63,10 +66,9 @@ def retraining_data(model, raw: dict, data_dir, cfg: TrainConfig, device="cpu", 
     Returns ``{"device", "corpus", "ids" (token ids per split), "train" (batchified), "valid" (batchified,
     None without ``validate``)}``.
     """
-    from sasim.lm.corpus import encode_with_vocab, load_corpus
-
-    torch.manual_seed(seed)
-    dev = resolve_device(device)
+    ranks = current()
+    torch.manual_seed(seed + ranks.rank)  # under torchrun each rank draws its own dropout masks
+    dev = local_device(resolve_device(device), ranks)
     model.to(dev)
     corpus = load_corpus(data_dir, level=raw.get("level"))
     ids = encode_with_vocab(corpus, raw["vocab"])
@@ -74,140 +76,113 @@ def retraining_data(model, raw: dict, data_dir, cfg: TrainConfig, device="cpu", 
             "valid": batchify(ids["valid"], cfg.eval_batch_size, dev) if validate else None}
 
 
-def epoch_positions(data: torch.Tensor, cfg: TrainConfig) -> int:
-    """Positions per stream that one training epoch over ``data`` (``(T, B)``) covers: the whole split, or
-    ``cfg.max_train_tokens`` worth of it (at least one BPTT chunk). Its tokens are this times ``B``."""
-    limit = data.size(0) - 1
-    if cfg.max_train_tokens:
-        limit = min(limit, max(cfg.bptt, cfg.max_train_tokens // data.size(1)))
-    return limit
+def lr_schedule(cfg: TrainConfig) -> Callable[[int], float]:
+    """The preset's learning rate per epoch: ``lr`` divided by ``1/lr_gamma`` at each milestone."""
+    return lambda epoch: cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
 
 
-def epoch_tokens(data: torch.Tensor, cfg: TrainConfig) -> int:
-    """Tokens one training epoch over ``data`` (``(T, B)``) trains on."""
-    return epoch_positions(data, cfg) * data.size(1)
+class _TrainCheckpoints(Hook):
+    """Saves the best-validation checkpoint at ``out`` and the resumable state at ``OUT.latest.pt``."""
+
+    def __init__(self, out: Path, latest: Path, model, optimizer, summary: dict, meta: dict, ranks: Ranks):
+        self.out, self.latest, self.model, self.optimizer = out, latest, model, optimizer
+        self.summary, self.meta, self.ranks = summary, meta, ranks
+        self.rng_states = []
+
+    def record(self, epoch: int, point: dict) -> str:
+        point["train_bpc"] = point["train_loss"] / LN2
+        point["valid_bpc"] = point["valid_loss"] / LN2
+        self.rng_states = self.ranks.gather(torch.get_rng_state())  # every rank's, for an exact resume
+        return f"{point['valid_loss']:.4f} nats, ppl {math.exp(point['valid_loss']):.2f}"
+
+    def save(self, epochs_done: int, curve: list) -> None:
+        summary, valid_loss = self.summary, curve[-1]["valid_loss"]
+        summary["seconds"] += curve[-1]["seconds"]
+        if summary["best_valid_loss"] is None or valid_loss < summary["best_valid_loss"]:
+            summary["best_valid_loss"] = valid_loss
+            summary["best_epoch"] = epochs_done
+            save_checkpoint(self.out, self.model.state_dict(), train=summary, **self.meta)
+        ranks = {"rng_per_rank": self.rng_states} if self.ranks.active else {}
+        save_checkpoint(self.latest, self.model.state_dict(), train=summary, optimizer=self.optimizer.state_dict(),
+                        rng=self.rng_states[0], **ranks, **self.meta)
 
 
-def epoch_steps(data: torch.Tensor, cfg: TrainConfig) -> int:
-    """Optimizer steps (BPTT chunks) of one training epoch over ``data``."""
-    return math.ceil(epoch_positions(data, cfg) / cfg.bptt)
-
-
-def train_epoch(model, data: torch.Tensor, cfg: TrainConfig, optimizer, progress=None, step_hook=None,
-                loss_fn=None) -> float:
-    """One pass over ``data`` (``(T, B)``); returns the mean training cross-entropy in nats per token.
-
-    ``step_hook(model)``, when given, runs after every optimizer step (the pruning loop re-applies
-    its masks there; fine-tuning updates its weight average there). ``loss_fn(x, y, logits)``, when given,
-    returns ``(loss to minimize, cross-entropy to report)`` instead of plain cross-entropy (distillation).
-    """
-    model.train()
-    state = None
-    total, count = 0.0, 0
-    limit = epoch_positions(data, cfg)
-    vocab = model.config.vocab_size
-    for start in range(0, limit, cfg.bptt):
-        seq = min(cfg.bptt, limit - start)
-        x, y = data[start : start + seq], data[start + 1 : start + 1 + seq]
-        if state is not None:
-            state = detach_state(state)
-        optimizer.zero_grad(set_to_none=True)
-        logits, state = model(x, state)
-        if loss_fn is None:
-            objective = loss = F.cross_entropy(logits.view(-1, vocab), y.reshape(-1))
-        else:
-            objective, loss = loss_fn(x, y, logits)
-        objective.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        optimizer.step()
-        if step_hook is not None:
-            step_hook(model)
-        total += loss.item() * seq
-        count += seq
-        if progress is not None:
-            progress.update(seq * data.size(1))
-            progress.set_postfix(loss=f"{loss.item():.3f}", bpc=f"{loss.item() / LN2:.3f}")
-    return total / max(count, 1)
+def _resume_state(latest: Path, corpus: Corpus, model) -> dict | None:
+    """The training checkpoint at ``latest``, checked against this run's corpus and model (None: none there)."""
+    if not latest.is_file():
+        return None
+    ck = load_raw(latest)
+    if ck.get("format") != "sasim-lm" or "train" not in ck:
+        raise SasimError(f"{latest} is not a sasim training checkpoint; delete it to start afresh")
+    if list(ck["vocab"]) != list(corpus.vocab):
+        raise SasimError(f"cannot resume from {latest}: it was trained on another vocabulary ({len(ck['vocab'])} "
+                         f"symbols, this corpus has {corpus.vocab_size}); resume on the same corpus, or start "
+                         "afresh without --resume (another --out)")
+    differ = {k: (v, ck["model_config"].get(k)) for k, v in model.config.to_dict().items()
+              if ck["model_config"].get(k) != v}
+    if differ:
+        said = ", ".join(f"{k} {new} (checkpoint: {old})" for k, (new, old) in differ.items())
+        raise SasimError(f"cannot resume from {latest}: the model differs from the one it holds: {said}; "
+                         "resume with the same preset and options, or start afresh (another --out)")
+    return ck
 
 
 def train(corpus: Corpus, cfg: TrainConfig, out, device="cpu", resume: bool = False, preset: str = "",
-          show_progress: bool = True) -> dict:
+          show_progress: bool = True, precision: str = "fp32") -> dict:
     """Train a model on ``corpus`` and save the best-validation checkpoint at ``out``.
+
+    Under ``torchrun`` every rank calls this; they train one model on their shares of the batch
+    (:mod:`sasim.lm.distributed`) and rank 0 alone writes ``out``, ``OUT.latest.pt`` and ``OUT.json``.
 
     Returns
     -------
     dict
         The training summary stored in the checkpoint (curve, times, best valid loss).
     """
-    from tqdm.auto import tqdm
-
-    from sasim.lm.evaluate import evaluate_loss
-
     out = Path(out)
     latest = out.with_name(out.stem + ".latest.pt")
-    dev = resolve_device(device)
+    ranks = current()
+    dev = local_device(resolve_device(device), ranks)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model = build_model(cfg, corpus.vocab_size).to(dev)
+    if ranks.active:  # one initialization (DDP broadcasts rank 0's), but each rank draws its own dropout masks
+        torch.manual_seed(cfg.seed + ranks.rank)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     summary = {"preset": preset, "train_config": cfg.to_dict(), "curve": [], "best_valid_loss": None,
                "device": str(dev), "torch_threads": torch.get_num_threads(), "seconds": 0.0}
-    start_epoch = 0
-    if resume and latest.is_file():
-        ck = load_raw(latest)
-        if ck.get("format") != "sasim-lm" or "train" not in ck:
-            raise SasimError(f"{latest} is not a sasim training checkpoint; delete it to start afresh")
-        if list(ck["vocab"]) != list(corpus.vocab):
-            raise SasimError(f"cannot resume from {latest}: it was trained on another vocabulary ({len(ck['vocab'])} "
-                             f"symbols, this corpus has {corpus.vocab_size}); resume on the same corpus, or start "
-                             "afresh without --resume (another --out)")
-        differ = {k: (v, ck["model_config"].get(k)) for k, v in model.config.to_dict().items()
-                  if ck["model_config"].get(k) != v}
-        if differ:
-            said = ", ".join(f"{k} {new} (checkpoint: {old})" for k, (new, old) in differ.items())
-            raise SasimError(f"cannot resume from {latest}: the model differs from the one it holds: {said}; "
-                             "resume with the same preset and options, or start afresh (another --out)")
+    if ranks.active:
+        summary["processes"] = ranks.world_size
+    ck = ranks.broadcast(_resume_state(latest, corpus, model) if resume and ranks.is_main else None)
+    if ck is not None:
         model.load_state_dict(ck["state_dict"])
-        optimizer_state = ck.get("optimizer")
-        if optimizer_state:
-            optimizer.load_state_dict(optimizer_state)
+        if ck.get("optimizer"):
+            optimizer.load_state_dict(ck["optimizer"])
         summary = ck["train"]
-        start_epoch = len(summary["curve"])
-        if "rng" in ck:
-            torch.set_rng_state(ck["rng"])
+        rngs = (ck.get("rng_per_rank") or [ck["rng"]]) if "rng" in ck else []
+        if len(rngs) == ranks.world_size:
+            torch.set_rng_state(rngs[ranks.rank])
+        elif rngs:  # resumed on another process count: fresh, distinct dropout streams
+            torch.manual_seed(cfg.seed + ranks.rank + 1000 * len(summary["curve"]))
     train_data = batchify(corpus.splits["train"], cfg.batch_size, dev)
     valid_data = batchify(corpus.splits["valid"], cfg.eval_batch_size, dev)
-    tokens_per_epoch = epoch_tokens(train_data, cfg)
-    for epoch in range(start_epoch, cfg.epochs):
-        lr = cfg.lr * cfg.lr_gamma ** sum(epoch >= m for m in cfg.lr_milestones)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        t0 = time.time()
-        with tqdm(total=tokens_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="tok", unit_scale=True,
-                  disable=not show_progress, mininterval=2.0) as bar:
-            train_loss = train_epoch(model, train_data, cfg, optimizer, bar)
-        valid_loss = evaluate_loss(model, valid_data, cfg.bptt)
-        seconds = time.time() - t0
-        summary["seconds"] += seconds
-        summary["curve"].append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "valid_loss": valid_loss,
-                                 "train_bpc": train_loss / LN2, "valid_bpc": valid_loss / LN2, "seconds": seconds})
-        print(f"epoch {epoch + 1}: train {train_loss / LN2:.4f} bpc, valid {valid_loss / LN2:.4f} bpc "
-              f"({valid_loss:.4f} nats, ppl {math.exp(valid_loss):.2f}), {seconds:.0f} s", flush=True)
-        meta = dict(model_config=model.config.to_dict(), vocab=corpus.vocab, level=corpus.level)
-        if summary["best_valid_loss"] is None or valid_loss < summary["best_valid_loss"]:
-            summary["best_valid_loss"] = valid_loss
-            summary["best_epoch"] = epoch + 1
-            save_checkpoint(out, model.state_dict(), train=summary, **meta)
-        save_checkpoint(latest, model.state_dict(), train=summary, optimizer=optimizer.state_dict(),
-                        rng=torch.get_rng_state(), **meta)
-    if out.is_file():  # the best checkpoint carries the whole run's summary (curve, time), not a snapshot
+    meta = dict(model_config=model.config.to_dict(), vocab=corpus.vocab, level=corpus.level)
+    saver = _TrainCheckpoints(out, latest, model, optimizer, summary, meta, ranks)
+    fit(model, train_data, cfg, optimizer, cfg.epochs, lr_schedule(cfg), valid_data, hooks=[saver],
+        first_epoch=len(summary["curve"]), curve=summary["curve"], show_progress=show_progress,
+        precision=precision, ranks=ranks)
+    if ranks.is_main:
+        _finish(out, corpus, model, summary)
+    ranks.barrier()
+    return summary
+
+
+def _finish(out: Path, corpus: Corpus, model, summary: dict) -> None:
+    """Give the best checkpoint the whole run's summary (curve, time), not a snapshot; write ``OUT.json``."""
+    if out.is_file():
         best = load_raw(out)
         extra = {k: v for k, v in best.items() if k not in ("format", "format_version", "model_config", "vocab",
                                                               "state_dict", "train")}
         save_checkpoint(out, best["state_dict"], best["model_config"], best["vocab"], train=summary, **extra)
-    from sasim.report.json_report import write_json
-    from sasim.report.provenance import run_header
-
     write_json(out.with_suffix(".json"), run_header(checkpoint=str(out), data=corpus.path, level=corpus.level,
                                                     model_config=model.config.to_dict(), train=summary))
-    return summary

@@ -11,12 +11,12 @@ fine-tuning never regrows a weight. The scales used in training are the ones the
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from sasim.lm.fit import Hook, fit
 from sasim.quant.lstm import QuantConfig, lstm_cell_update, quantize_lstm
 from sasim.quant.quantize import qmax
 
@@ -89,6 +89,14 @@ def disable_fake_quant(model) -> None:
         rnn.fake_quant = None
 
 
+class _FakeQuantNote(Hook):
+    def record(self, epoch: int, point: dict) -> str:
+        return "with fake quantization"
+
+
+_FAKE_QUANT_NOTE = _FakeQuantNote()
+
+
 def quantization_aware_finetune(model, train_data: torch.Tensor, valid_data: torch.Tensor, train_cfg, cfg: QuantConfig,
                                 scales: list[dict], epochs: int, lr: float | None = None,
                                 show_progress: bool = True, log=print) -> tuple[list, dict]:
@@ -113,24 +121,12 @@ def quantization_aware_finetune(model, train_data: torch.Tensor, valid_data: tor
     (quantized layers, summary)
         The layers quantized from the fine-tuned weights with the training's scales, and the curve.
     """
-    from tqdm.auto import tqdm
-
-    from sasim.lm.evaluate import evaluate_loss
-    from sasim.lm.train import epoch_tokens, train_epoch
-
     lr = train_cfg.lr * 0.1 if lr is None else lr
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=train_cfg.weight_decay)
-    curve = []
     enable_fake_quant(model, cfg, scales)
     try:
-        for epoch in range(epochs):
-            with tqdm(total=epoch_tokens(train_data, train_cfg), desc=f"QAT {epoch + 1}/{epochs}",
-                      unit="tok", unit_scale=True, disable=not show_progress, mininterval=2.0) as bar:
-                loss = train_epoch(model, train_data, train_cfg, optimizer, bar)
-            valid = None if valid_data is None else evaluate_loss(model, valid_data, train_cfg.bptt)
-            curve.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "valid_loss": valid})
-            log(f"QAT epoch {epoch + 1}: train {loss / math.log(2):.4f} bpc"
-                + ("" if valid is None else f", valid {valid / math.log(2):.4f} bpc") + " with fake quantization")
+        curve = fit(model, train_data, train_cfg, optimizer, epochs, lambda _: lr, valid_data,
+                    hooks=[_FAKE_QUANT_NOTE], name="QAT", log=log, show_progress=show_progress)
     finally:
         disable_fake_quant(model)
     model.eval()

@@ -9,6 +9,7 @@ import torch
 
 from sasim.checks import check_float, check_int, check_optional_int
 from sasim.errors import SasimError
+from sasim.lm.distributed import current
 from sasim.quant.lstm import QuantConfig
 
 
@@ -57,12 +58,13 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
     qat = None
     if qat_epochs:
         from sasim.lm.presets import train_config_of
+        from sasim.lm.distributed import local_device
         from sasim.lm.train import batchify, resolve_device
         from sasim.quant.lstm import layer_scales
         from sasim.quant.qat import quantization_aware_finetune
 
         train_cfg = train_config_of(raw, seed, max_train_tokens)
-        dev = resolve_device(device)
+        dev = local_device(resolve_device(device), current())
         model.to(dev)
         qlayers, qat = quantization_aware_finetune(
             model, batchify(train_ids, train_cfg.batch_size, dev), None, train_cfg, cfg, layer_scales(qlayers), qat_epochs,
@@ -70,7 +72,7 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
         model.cpu().eval()
     scored = score_quantized(model, raw, cfg, data_dir, split, calib_tokens, eval_tokens, qlayers=qlayers, corpus=corpus)
     scored.update(float32=base, qat=qat, seconds=time.time() - t0)
-    if out is not None:
+    if out is not None and current().is_main:  # under torchrun rank 0 alone writes
         _save(out, model, raw, weights, cfg, scored["layers"], qat)
     return scored
 
