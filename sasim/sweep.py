@@ -18,16 +18,30 @@ import hashlib
 import itertools
 import json
 import os
+import signal
+import threading
+import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from sasim import __version__
 from sasim.checks import check_choice, check_float, check_int, check_optional_int, check_seed
 from sasim.combine.grouping import validate_grouping_args
 from sasim.combine.pack import RULES, check_fanin
 from sasim.errors import SasimError
+from sasim.lm.corpus import META_FILE, SPLITS
+from sasim.outputs import atomic_write, check_output_dir, write_json
+from sasim.report.provenance import run_header
 from sasim.sim.engine import check_mode
+
+# torch, pydantic (hardware configs), the simulators, training and dask are imported inside the functions that use
+# them: `sasim sweep` checks its settings and refuses bad ones before paying for them, and each worker imports what
+# its own point needs.
 
 CSV_FIELDS = ["hw", "alpha", "gamma", "rule", "policy", "prune_to", "layer", "shape", "groups", "tiles", "cycles",
               "array_cycles", "vector_cycles", "stall_cycles", "utilization", "dense_equivalent_utilization",
@@ -130,7 +144,6 @@ def input_digests(settings: SweepSettings, hws) -> dict:
     out = {"weights": file_digest(settings.weights),
            "hw": {h: file_digest(resolve_hw_path(h)) for h in dict.fromkeys(hws)}}
     if settings.data:
-        from sasim.lm.corpus import META_FILE, SPLITS
 
         files = [f"{s}.txt" for s in SPLITS] + [META_FILE]
         out["data"] = {f: file_digest(Path(settings.data) / f) for f in files if (Path(settings.data) / f).is_file()}
@@ -140,7 +153,6 @@ def input_digests(settings: SweepSettings, hws) -> dict:
 def point_fingerprint(point: SweepPoint, settings: SweepSettings, digests: dict) -> str:
     """sha256 of everything that determines a point's result: the point, the settings (paths and contents of
     every input file), and sasim's version."""
-    from sasim import __version__
 
     identity = {"point": asdict(point), "settings": asdict(settings), "weights_sha256": digests["weights"],
                 "hw_sha256": digests["hw"][point.hw], "data_sha256": digests.get("data"), "sasim": __version__}
@@ -154,7 +166,6 @@ def run_point(job: SweepJob) -> dict:
     and retrains the dense checkpoint with its own alpha, gamma and rule (:func:`sasim.lm.prune.prune_checkpoint`),
     keeps the packed checkpoint in ``out_dir/points/`` and simulates and scores that.
     """
-    import time
 
     import torch
 
@@ -252,9 +263,7 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
         ``local``: a process pool over this machine's cores. ``dask``: a ``dask.distributed`` client
         (``DASK_SCHEDULER_ADDRESS`` if set, else a local cluster).
     """
-    from tqdm.auto import tqdm
 
-    from sasim.outputs import check_output_dir, write_json
 
     check_choice("engine", engine, ("local", "dask"))
     workers = check_optional_int("workers", workers, 1, 4096) or os.cpu_count() or 1
@@ -303,7 +312,6 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
             failures[job.key] = {**failures[twin], "point": asdict(job.point)}
     ordered = [results[j.key] for j in jobs if j.key in results]
     write_csv(ordered, out / "sweep.csv")
-    from sasim.report.provenance import run_header
 
     summary = run_header(weights=str(weights), batch=batch, steps=steps, mode=mode, timing=timing, data=data,
                          split=split if data else None, eval_tokens=eval_tokens, retrain=retrain, seed=seed,
@@ -329,8 +337,6 @@ def _on_sigterm(signum, frame):
 def _watch_parent(parent_pid: int) -> None:
     """Worker initializer: exit when the sweep's main process is gone (killed with SIGKILL, say), instead of
     waiting forever for work that will never come."""
-    import threading
-    import time
 
     def watch():
         while os.getppid() == parent_pid:
@@ -344,8 +350,6 @@ def _run_pool(jobs: list, workers: int, done) -> None:
     """Run jobs in a process pool. A worker that dies breaks the pool; the jobs it left unfinished then run one
     at a time, each in a process of its own, so that only the job whose process dies fails. SIGTERM of the main
     process stops the workers too."""
-    import signal
-    import threading
 
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -365,7 +369,6 @@ def _run_pool(jobs: list, workers: int, done) -> None:
 
 def _pool_pass(jobs: list, workers: int, done) -> list:
     """One process pool over ``jobs``; returns the jobs a broken pool left unfinished."""
-    from concurrent.futures.process import BrokenProcessPool
 
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_watch_parent,
                                initargs=(os.getpid(),))
@@ -409,7 +412,8 @@ def _relabel(result: dict, job: SweepJob) -> dict:
 
 def _dask_map(jobs, workers):
     try:
-        from dask.distributed import Client, LocalCluster, as_completed as dask_completed
+        from dask.distributed import Client, LocalCluster
+        from dask.distributed import as_completed as dask_completed
     except ImportError:
         raise SasimError("engine dask needs dask.distributed: pip install 'dask[distributed]'", param="engine") from None
     address = os.environ.get("DASK_SCHEDULER_ADDRESS")
@@ -428,7 +432,6 @@ def _dask_map(jobs, workers):
 
 def write_csv(results: list[dict], path) -> Path:
     """The tidy table: one row per point and layer, and one ``total`` row per point (written atomically)."""
-    from sasim.outputs import atomic_write
 
     path = Path(path)
     with atomic_write(path, newline="") as f:

@@ -7,7 +7,8 @@ from conftest import make_hw
 
 from sasim.combine.packed import PackedMatrix
 from sasim.errors import SasimError
-from sasim.sim.lstm import LayerPacking, simulate_lstm
+from sasim.combine.packed import LayerPacking
+from sasim.sim.lstm import simulate_lstm
 from sasim.workload.lstm import load_lstm_workload
 from sasim.workload.packing import pack_workload
 

@@ -140,10 +140,10 @@ def test_rehearsal_equals_a_run_that_does_not_learn(dense):
     rehearsed, records = rehearse_pruning(model, [4, 2], [1.0, 0.5], target=0.8, events=3)
     assert [r["event"] for r in records] == [1, 2, 3]
     for a, b in zip(ran, rehearsed):
-        assert a["gates"].num_groups == b["gates"].num_groups
-        assert (a["gates"].group_cols == b["gates"].group_cols).all()
-        assert (a["gates"].unpack() == b["gates"].unpack()).all()
-    assert any(p["gates"].num_groups < p["gates"].shape[1] for p in rehearsed)  # columns really were combined
+        assert a.gates.num_groups == b.gates.num_groups
+        assert (a.gates.group_cols == b.gates.group_cols).all()
+        assert (a.gates.unpack() == b.gates.unpack()).all()
+    assert any(p.gates.num_groups < p.gates.shape[1] for p in rehearsed)  # columns really were combined
 
 
 def test_prune_dry_run_prints_tiles_and_needs_no_data(dense):

@@ -43,8 +43,8 @@ def test_masks_hold_and_never_regrow():
     packed = combiner.squash()
     for rnn, layer in zip(model.rnns, packed):
         w = torch.cat([rnn.weight_ih_l0, rnn.weight_hh_l0], 1).detach().numpy()
-        np.testing.assert_array_equal(layer["gates"].unpack(), w)
-        np.testing.assert_array_equal(layer["proj"].unpack(), rnn.weight_hr_l0.detach().numpy())
+        np.testing.assert_array_equal(layer.gates.unpack(), w)
+        np.testing.assert_array_equal(layer.projection.unpack(), rnn.weight_hr_l0.detach().numpy())
         assert torch.all((rnn.weight_hh_l0 != 0) <= (rnn.mask_hh != 0))
 
 

@@ -205,3 +205,20 @@ class DenseShape:
     @property
     def mux_nonzeros(self) -> int:
         return 0
+
+
+@dataclass
+class LayerPacking:
+    """The packed matrices of one LSTM layer: ``[W_ih | W_hh]`` (the gates) and, with a projection, ``W_hr``.
+
+    The one packed form of a layer everywhere in sasim: packing, joint pruning, fine-tuning, quantization,
+    checkpoints and both simulators.
+    """
+
+    gates: PackedMatrix | RowBlocks
+    projection: PackedMatrix | None = None
+
+    def matrices(self) -> list[tuple[str, PackedMatrix | RowBlocks]]:
+        """``[("gates", gates)]``, plus ``("proj", projection)`` with a projection: each packed matrix with the
+        key that names it in checkpoints and reports."""
+        return [("gates", self.gates)] + ([("proj", self.projection)] if self.projection is not None else [])

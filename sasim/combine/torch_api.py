@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sasim.combine.pack import pack_matrix
-from sasim.combine.packed import PackedMatrix
+from sasim.combine.packed import LayerPacking, PackedMatrix
 from sasim.errors import SasimError
 
 
@@ -39,7 +39,7 @@ class ColumnCombiner:
         if len(self.alpha) != n or len(self.gamma) != n:
             raise SasimError(f"per-layer alpha/gamma need {n} entries")
         self.kw = dict(rule=rule, policy=policy, section=section, row_cap=row_cap)
-        self.packed: list[dict] = [{} for _ in range(n)]
+        self.packed: list[LayerPacking | None] = [None] * n  # set by step()
 
     def prepare(self) -> "ColumnCombiner":
         """Register all-ones masks on every LSTM layer (kept ones if already there)."""
@@ -72,18 +72,18 @@ class ColumnCombiner:
             keep = gates.unpack() != 0
             rnn.mask_ih.copy_(torch.from_numpy(keep[:, : w_ih.shape[1]]).to(rnn.mask_ih))
             rnn.mask_hh.copy_(torch.from_numpy(keep[:, w_ih.shape[1]:]).to(rnn.mask_hh))
-            self.packed[li] = {"gates": gates}
             stats[f"layer{li}.gates"] = gates.stats
+            proj = None
             if rnn.proj_size:
                 w_hr = (rnn.weight_hr_l0 * rnn.mask_hr).cpu().numpy()
                 proj = pack_matrix(w_hr, self.alpha[li], self.gamma[li], **self.kw)
                 rnn.mask_hr.copy_(torch.from_numpy(proj.unpack() != 0).to(rnn.mask_hr))
-                self.packed[li]["proj"] = proj
                 stats[f"layer{li}.proj"] = proj.stats
+            self.packed[li] = LayerPacking(gates, proj)
         return stats
 
     @torch.no_grad()
-    def squash(self) -> list[dict]:
+    def squash(self) -> list[LayerPacking]:
         """Make the masks permanent (weights times masks) and return the packed form of each layer.
 
         The packed values are re-read from the current (trained) weights with the frozen groups and
@@ -103,16 +103,15 @@ class ColumnCombiner:
 
     @staticmethod
     @torch.no_grad()
-    def refill(model, packed_layers: list[dict]) -> list[dict]:
+    def refill(model, packed_layers: list[LayerPacking]) -> list[LayerPacking]:
         """The packed layers with their values re-read from ``model``'s current weights (groups, select
         indices and zeros kept): after further training with frozen masks."""
         out = []
         for rnn, layer in zip(model.rnns, packed_layers):
             w = torch.cat([rnn.weight_ih_l0, rnn.weight_hh_l0], 1).cpu().numpy()
-            new = {"gates": _refill(layer["gates"], w)}
-            if "proj" in layer:
-                new["proj"] = _refill(layer["proj"], rnn.weight_hr_l0.detach().cpu().numpy())
-            out.append(new)
+            proj = layer.projection
+            out.append(LayerPacking(_refill(layer.gates, w),
+                                    None if proj is None else _refill(proj, rnn.weight_hr_l0.detach().cpu().numpy())))
         return out
 
 

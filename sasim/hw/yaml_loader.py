@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import yaml
 
+from sasim.errors import SasimError
+
 #: The deepest nesting accepted (a hardware config is three levels deep).
 MAX_DEPTH = 64
 #: The most nodes a document may expand to, aliases counted at every use.
@@ -103,7 +105,6 @@ def load_yaml(text: str) -> tuple[object, list[str]]:
 def parse_yaml(text: str, source: str) -> tuple[object, list[str]]:
     """:func:`load_yaml`, with any YAML problem as one :class:`~sasim.errors.SasimError` naming ``source`` and
     the line."""
-    from sasim.errors import SasimError
 
     try:
         return load_yaml(text)
@@ -119,7 +120,6 @@ def parse_yaml(text: str, source: str) -> tuple[object, list[str]]:
 def read_text_file(path, what: str = "file") -> str:
     """A UTF-8 text file's content, or one :class:`~sasim.errors.SasimError` naming the file (and, for bytes that
     are not UTF-8, the byte offset)."""
-    from sasim.errors import SasimError
 
     try:
         raw = open(path, "rb").read()

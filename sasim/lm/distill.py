@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from sasim.errors import SasimError
+from sasim.lm.loading import load_language_model
 from sasim.lm.model import detach_state
 
 
@@ -57,7 +58,6 @@ class Distiller:
 
 def load_teacher(path, student_raw: dict, device):
     """The dense teacher checkpoint at ``path``, checked against the student's vocabulary, on ``device``."""
-    from sasim.lm.loading import load_language_model
 
     teacher, raw = load_language_model(path)
     if raw.get("packing") or raw.get("quantization"):

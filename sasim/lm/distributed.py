@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from sasim.errors import SasimError
 
@@ -165,7 +166,6 @@ def data_parallel(model: torch.nn.Module, ranks: Ranks) -> torch.nn.Module:
     gradients over ranks in backward); ``model`` itself otherwise. Rank 0's weights are broadcast to all."""
     if not ranks.active:
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     device = next(model.parameters()).device
     ids = [device.index] if device.type == "cuda" else None

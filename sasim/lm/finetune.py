@@ -19,6 +19,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from sasim.checks import check_float, check_int
+from sasim.combine.packed import LayerPacking
 from sasim.combine.torch_api import ColumnCombiner
 from sasim.errors import SasimError
 from sasim.lm.distill import Distiller, load_teacher
@@ -36,13 +37,13 @@ from sasim.workload.lstm import load_lstm_workload
 from sasim.workload.packing import stored_packings
 
 
-def _freeze_masks(model, packed_layers: list[dict]) -> None:
+def _freeze_masks(model, packed_layers: list[LayerPacking]) -> None:
     """Set each layer's masks to the occupied cells of its packed form (what the array holds)."""
     for rnn, layer in zip(model.rnns, packed_layers):
-        keep = torch.from_numpy(layer["gates"].unpack() != 0).float()
+        keep = torch.from_numpy(layer.gates.unpack() != 0).float()
         masks = {"ih": keep[:, : rnn.input_size], "hh": keep[:, rnn.input_size:]}
-        if "proj" in layer:
-            masks["hr"] = torch.from_numpy(layer["proj"].unpack() != 0).float()
+        if layer.projection is not None:
+            masks["hr"] = torch.from_numpy(layer.projection.unpack() != 0).float()
         for kind, mask in masks.items():
             if hasattr(rnn, f"mask_{kind}"):
                 delattr(rnn, f"mask_{kind}")
@@ -150,8 +151,7 @@ def finetune_packed(weights, data_dir, out, epochs: int = 1, lr: float | None = 
     model, raw = load_language_model(weights)
     if raw.get("quantization"):
         raise SasimError(f"{weights} is quantized; fine-tune the float checkpoint it came from")
-    packings = stored_packings(load_lstm_workload(weights)) if raw.get("packing") else []
-    packed = [{"gates": p.gates, **({"proj": p.projection} if p.projection is not None else {})} for p in packings]
+    packed = (stored_packings(load_lstm_workload(weights)) or []) if raw.get("packing") else []
     if packed:
         _freeze_masks(model, packed)
     cfg = train_config_of(raw, seed, max_train_tokens)

@@ -23,8 +23,10 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from sasim.checks import check_choice
+from sasim.errors import SasimError
 from sasim.lm.distributed import Ranks, current, data_parallel
 from sasim.lm.evaluate import evaluate_loss
 from sasim.lm.model import detach_state
@@ -169,13 +171,11 @@ def fit(model, train_data: torch.Tensor, cfg, optimizer, epochs: int, lr_at: Cal
         ``curve``: per epoch ``epoch`` (1-based), ``lr``, ``train_loss`` and ``valid_loss`` (nats per token),
         what the hooks record, and ``seconds``.
     """
-    from tqdm.auto import tqdm
 
     ranks = ranks or current()
     check_choice("precision", precision, PRECISIONS)
     device = train_data.device
     if precision == "bf16" and device.type != "cuda":
-        from sasim.errors import SasimError
 
         raise SasimError("precision bf16 is for GPU training; on a CPU train in fp32 (the default)",
                          param="precision")

@@ -6,7 +6,10 @@ import torch
 
 from sasim.checks import check_int, check_optional_int
 from sasim.errors import SasimError
+from sasim.lm.corpus import encode_with_vocab, load_corpus
+from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
 from sasim.lm.model import LSTMLanguageModel, ModelConfig
+from sasim.lm.train import batchify
 from sasim.workload.checkpoint import load_raw, to_sasim_state_dict
 
 
@@ -73,9 +76,6 @@ def evaluate_model(model, raw: dict, data_dir, split: str = "test", batch_size: 
     ``max_tokens`` scores only the split's first tokens (a quick estimate; the result says so).
     ``corpus``: the already loaded corpus of ``data_dir``, to score several splits without rereading it.
     """
-    from sasim.lm.corpus import encode_with_vocab, load_corpus
-    from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
-    from sasim.lm.train import batchify
 
     check_optional_int("max_tokens", max_tokens, 2)
     check_int("batch_size", batch_size, 1)

@@ -7,7 +7,10 @@ about an hour and is the model sasim ships.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass, field
+
+from sasim.errors import SasimError
 
 
 @dataclass
@@ -60,11 +63,8 @@ PRESETS = {
 
 
 def get_preset(name: str) -> TrainConfig:
-    from sasim.errors import SasimError
-
     if name not in PRESETS:
         raise SasimError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    import copy
 
     return copy.deepcopy(PRESETS[name])
 

@@ -22,16 +22,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sasim.combine.grouping import validate_grouping_args
-from sasim.combine.torch_api import ColumnCombiner
 from sasim.checks import check_float, check_int
+from sasim.combine.grouping import validate_grouping_args
+from sasim.combine.packed import LayerPacking, PackedMatrix
+from sasim.combine.torch_api import ColumnCombiner
 from sasim.errors import SasimError
 from sasim.lm.distributed import Ranks, current
 from sasim.lm.fit import Hook, epoch_steps, epoch_tokens, fit
+from sasim.lm.loading import evaluate_model, load_language_model
 from sasim.outputs import save_torch
 from sasim.report.json_report import plain
+from sasim.sim.mapping import map_matrix
 from sasim.sim.metrics import accuracy_name
-from sasim.workload.checkpoint import packed_to_tensors, stored_packed
+from sasim.workload.checkpoint import packed_to_tensors, save_checkpoint, stored_packed
 
 
 def _event_steps(total_steps: int, events: int) -> list[int]:
@@ -66,7 +69,6 @@ def default_events(epochs: int) -> int:
 def load_dense_for_pruning(weights, alphas, gammas) -> tuple:
     """Load a dense checkpoint to prune and expand ``alphas``/``gammas`` (one value, or one per layer) to one
     per layer: ``(model, raw, alphas, gammas)``. Refuses packed checkpoints and wrong per-layer counts."""
-    from sasim.lm.loading import load_language_model
 
     model, raw = load_language_model(weights)
     if raw.get("packing"):
@@ -117,14 +119,12 @@ def plan_pruning(model, hw, alpha, gamma, rule="prune", policy="paper", section=
     Returns ``{"layers": [{"layer", "matrix", "shape", "groups", "density", "tiles", "dense_tiles"}, ...],
     "tiles", "dense_tiles", "density", "events"}`` (density: nonzero fraction of all LSTM weights).
     """
-    from sasim.combine.packed import PackedMatrix
-    from sasim.sim.mapping import map_matrix
 
     packed, records = rehearse_pruning(model, alpha, gamma, rule, policy, section, target, events, row_cap)
     density = density_report(model)
     layers, nonzeros, weights = [], 0, 0
     for i, layer in enumerate(packed):
-        for key, p in layer.items():
+        for key, p in layer.matrices():
             dense = map_matrix(PackedMatrix.from_dense(np.ones(p.shape, np.float32)), hw).tiles
             layers.append({"layer": i, "matrix": key, "shape": list(p.shape), "groups": p.num_groups,
                            "density": density[f"layer{i}"] if key == "gates" else p.nonzeros / (p.shape[0] * p.shape[1]),
@@ -233,7 +233,7 @@ def _masks_and_groups(model, combiner: ColumnCombiner) -> list[torch.Tensor]:
     """Every mask and every group assignment of a pruning run, as tensors (to compare across ranks)."""
     tensors = [buf for name, buf in model.named_buffers() if ".mask_" in name]
     for layer in combiner.packed:
-        for p in (layer or {}).values():
+        for _, p in (layer.matrices() if layer else []):
             tensors += [torch.from_numpy(np.ascontiguousarray(t)) for t in (p.values, p.select)]
     return tensors
 
@@ -260,7 +260,7 @@ def _save_progress(path, settings, epochs_done, model, optimizer, combiner, stat
     packed = {}
     stats = {}
     for i, layer in enumerate(combiner.packed):
-        for key, p in (layer or {}).items():
+        for key, p in (layer.matrices() if layer else []):
             packed.update(packed_to_tensors(f"{i}.{key}", p))
             stats[f"{i}.{key}"] = {"shape": list(p.shape), "stats": plain(p.stats)}
     save_torch(path, {"format": "sasim-prune-progress", "settings": plain(settings), "epochs_done": epochs_done,
@@ -296,12 +296,13 @@ def _restore_progress(ck, model, optimizer, combiner, events_hook, curve) -> tup
     optimizer.load_state_dict(ck["optimizer"])
     rngs, ranks = ck.get("rng_per_rank") or [ck["rng"]], events_hook.ranks
     torch.set_rng_state(rngs[ranks.rank] if len(rngs) == ranks.world_size else rngs[0])
-    combiner.packed = [{} for _ in combiner.packed]
+    layers = [{} for _ in combiner.packed]
     for name, info in ck["packed_stats"].items():
         i, key = name.split(".")
         p = stored_packed(ck["packed"], name, tuple(info["shape"]))  # the reader of every stored packed form
         p.stats = info["stats"]
-        combiner.packed[int(i)][key] = p
+        layers[int(i)][key] = p
+    combiner.packed = [LayerPacking(m["gates"], m.get("proj")) if m else None for m in layers]
     events_hook.state.update(ck["state"])
     events_hook.history.extend(ck["history"])
     curve.extend(ck["curve"])
@@ -317,25 +318,27 @@ def density_report(model) -> dict:
     return out
 
 
-def packed_state(model, packed_layers) -> dict:
+def packed_state(model, packed_layers: list[LayerPacking]) -> dict:
     """The state_dict of a packed checkpoint: weights (masks applied), masks, and the packed form."""
 
     state = {k: v for k, v in model.state_dict().items()}
     for i, layer in enumerate(packed_layers):
-        state.update(packed_to_tensors(f"rnns.{i}.gates", layer["gates"]))
-        if "proj" in layer:
-            state.update(packed_to_tensors(f"rnns.{i}.weight_hr_l0", layer["proj"]))
+        for key, p in layer.matrices():
+            state.update(packed_to_tensors(_tensor_name(i, key), p))
     return state
 
 
-def packing_meta(packed_layers, params: dict) -> dict:
+def _tensor_name(layer: int, key: str) -> str:
+    """Where a layer's packed matrix lives in a checkpoint: ``rnns.L.gates`` or ``rnns.L.weight_hr_l0``."""
+    return f"rnns.{layer}.gates" if key == "gates" else f"rnns.{layer}.weight_hr_l0"
+
+
+def packing_meta(packed_layers: list[LayerPacking], params: dict) -> dict:
     """The ``packing`` metadata entry of a packed checkpoint (as ``sasim combine`` writes it)."""
     tensors = {}
     for i, layer in enumerate(packed_layers):
-        for key, p in (("gates", layer["gates"]), ("proj", layer.get("proj"))):
-            if p is None:
-                continue
-            name = f"rnns.{i}.gates" if key == "gates" else f"rnns.{i}.weight_hr_l0"
+        for key, p in layer.matrices():
+            name = _tensor_name(i, key)
             n, k = p.shape
             tensors[name] = {"shape": [n, k], "groups": p.num_groups,
                              "group_sizes": {int(s): int((p.group_sizes == s).sum()) for s in np.unique(p.group_sizes)},
@@ -345,7 +348,7 @@ def packing_meta(packed_layers, params: dict) -> dict:
     return {"packing": params, "tensors": tensors}
 
 
-def save_scored_packed(out, model, packed_layers: list[dict], raw: dict, meta: dict, record: dict, data_dir, corpus,
+def save_scored_packed(out, model, packed_layers: list[LayerPacking], raw: dict, meta: dict, record: dict, data_dir, corpus,
                        splits=("valid", "test"), evaluate=None) -> dict:
     """Save a packed checkpoint (``model``'s weights, masks and ``packed_layers``, with ``raw``'s config and
     vocabulary and ``meta``), score ``splits`` with exactly the saved file, put the scores into ``record["eval"]``
@@ -354,8 +357,6 @@ def save_scored_packed(out, model, packed_layers: list[dict], raw: dict, meta: d
 
     Returns the full results per split.
     """
-    from sasim.lm.loading import evaluate_model, load_language_model
-    from sasim.workload.checkpoint import save_checkpoint
 
     state = packed_state(model, packed_layers)
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)

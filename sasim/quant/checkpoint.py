@@ -9,7 +9,7 @@ of calibration, or the frozen ones quantization-aware training used). ``sasim ev
 from __future__ import annotations
 
 from sasim.errors import SasimError
-from sasim.quant.lstm import QuantConfig, layer_scales, quantize_lstm
+from sasim.quant.lstm import QuantConfig, layer_scales, quantize_lstm, score_quantized
 
 
 def quantization_meta(cfg: QuantConfig, qlayers, **extra) -> dict:
@@ -33,7 +33,6 @@ def stored_quantization(model, raw: dict):
 def evaluate_quantized_checkpoint(model, raw: dict, data_dir, split: str = "test", batch_size: int = 10,
                                   bptt: int = 100, corpus=None) -> dict:
     """Score a quantized checkpoint with its stored integer arithmetic (as :func:`evaluate_model` does float)."""
-    from sasim.quant.lstm import score_quantized
 
     cfg, qlayers = stored_quantization(model, raw)
     scored = score_quantized(model, raw, cfg, data_dir, split, qlayers=qlayers, corpus=corpus, batch_size=batch_size,

@@ -8,14 +8,15 @@ on a copy of the hardware config with the given widths; energies scale with the 
 
 from __future__ import annotations
 
-from sasim.hw.config import HardwareConfig
+from sasim.hw.config import HardwareConfig, validate_hw_dict
+from sasim.sim.lstm import simulate_checkpoint
+from sasim.sim.metrics import _cells
 
 
 def fixed_point_config(hw: HardwareConfig, weight_bits: int, act_bits: int, acc_bits: int,
                        mode: str = "bit_serial") -> HardwareConfig:
     """``hw`` with fixed-point arithmetic of these widths, ``bit_serial`` (act_bits cycles per input word) or
     ``bit_parallel``; validated like a config file (so impossible widths get the config's error)."""
-    from sasim.hw.config import validate_hw_dict
 
     data = hw.to_dict()
     data["name"] = f"{hw.name}-w{weight_bits}a{act_bits}-{mode}"
@@ -38,8 +39,6 @@ def checkpoint_cost(weights, hw: HardwareConfig, batch: int = 1, steps: int = 10
         ``sram_bytes_per_token``, ``dram_bytes_per_token``, ``energy_per_token_j`` (per token of one stream),
         ``weights_resident``, ``batch``, ``steps`` and ``hw`` (its name).
     """
-    from sasim.sim.lstm import simulate_checkpoint
-    from sasim.sim.metrics import _cells
 
     parts, total, resident = simulate_checkpoint(weights, hw, batch, steps)
     tokens = batch * steps

@@ -20,8 +20,14 @@ import numpy as np
 import torch
 
 from sasim.checks import check_choice, check_float, check_int
+from sasim.combine.packed import PackedMatrix
 from sasim.errors import SasimError
+from sasim.lm.corpus import encode_with_vocab, load_corpus
+from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
+from sasim.lm.train import batchify
 from sasim.quant.quantize import QuantizedMatrix, calibrate_scale, qmax, quantize_weights
+from sasim.sim.cycle import simulate_fixed_point
+from sasim.sim.mapping import map_matrix
 
 
 @dataclass
@@ -233,7 +239,6 @@ def evaluate_quantized(model, qlayers: list[QuantizedLayer], cfg: QuantConfig, d
                        bptt: int = 100) -> float:
     """Mean loss in nats per token over a batchified split (awd-lstm-lm convention), with the quantized LSTM
     layers; the embedding and the decoder stay float32 (they are not on the array)."""
-    from sasim.lm.evaluate import evaluate_loss
 
     def forward(tokens, state):
         outs, state = quantized_lstm_forward(model, qlayers, model.encoder(tokens), cfg, state, return_state=True)
@@ -243,8 +248,6 @@ def evaluate_quantized(model, qlayers: list[QuantizedLayer], cfg: QuantConfig, d
 
 
 def _int_packed(q: QuantizedMatrix):
-    from sasim.combine.packed import PackedMatrix
-
     n, k = q.q.shape
     return PackedMatrix(values=q.q.astype(np.int64), select=np.zeros((n, k), np.int8),
                         group_cols=np.arange(k, dtype=np.int64)[:, None], shape=(n, k))
@@ -258,8 +261,6 @@ def simulate_quantized_lstm(model, qlayers: list[QuantizedLayer], x: torch.Tenso
     Returns ``(outputs (T, B, out), overflows)``; the vector unit's work is the same code as the evaluation
     path's, so the two agree bit for bit when the integers do.
     """
-    from sasim.sim.cycle import simulate_fixed_point
-    from sasim.sim.mapping import map_matrix
 
     matrices = []
     for q in qlayers:
@@ -300,9 +301,6 @@ def score_quantized(model, raw: dict, cfg: QuantConfig, data_dir, split: str = "
     Returns ``{"quantized": metrics, "float32": metrics (with compare_float), "tokens", "split", "layers"}``,
     metrics as :func:`sasim.lm.evaluate.metrics_from_loss` gives them, on the same batchified tokens.
     """
-    from sasim.lm.corpus import encode_with_vocab, load_corpus
-    from sasim.lm.evaluate import evaluate_loss, metrics_from_loss
-    from sasim.lm.train import batchify
 
     if corpus is None:
         corpus = load_corpus(data_dir, level=raw.get("level"))

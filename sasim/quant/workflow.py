@@ -8,9 +8,20 @@ import time
 import torch
 
 from sasim.checks import check_float, check_int, check_optional_int
+from sasim.combine.torch_api import ColumnCombiner
 from sasim.errors import SasimError
-from sasim.lm.distributed import current
-from sasim.quant.lstm import QuantConfig
+from sasim.lm.corpus import encode_with_vocab, load_corpus
+from sasim.lm.distributed import current, local_device
+from sasim.lm.loading import evaluate_model, load_language_model
+from sasim.lm.presets import train_config_of
+from sasim.lm.prune import packed_state
+from sasim.lm.train import batchify, resolve_device
+from sasim.quant.checkpoint import quantization_meta
+from sasim.quant.lstm import QuantConfig, calibrate_lstm, calibration_batch, layer_scales, score_quantized
+from sasim.quant.qat import quantization_aware_finetune
+from sasim.workload.checkpoint import carried_metadata, save_checkpoint
+from sasim.workload.lstm import load_lstm_workload
+from sasim.workload.packing import stored_packings
 
 
 def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid", calib_tokens: int = 20_000,
@@ -35,9 +46,6 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
         ``float32`` and ``quantized`` metrics on the same tokens (``float32``: the input model, before any
         fine-tuning), ``layers``, ``tokens``, ``split``, ``qat`` (summary or None), ``seconds``.
     """
-    from sasim.lm.corpus import encode_with_vocab, load_corpus
-    from sasim.lm.loading import evaluate_model, load_language_model
-    from sasim.quant.lstm import calibrate_lstm, calibration_batch, score_quantized
 
     check_int("qat_epochs", qat_epochs, 0)
     check_int("calib_tokens", calib_tokens, 8)
@@ -57,11 +65,6 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
     base = evaluate_model(model, raw, data_dir, split, max_tokens=eval_tokens, corpus=corpus)
     qat = None
     if qat_epochs:
-        from sasim.lm.presets import train_config_of
-        from sasim.lm.distributed import local_device
-        from sasim.lm.train import batchify, resolve_device
-        from sasim.quant.lstm import layer_scales
-        from sasim.quant.qat import quantization_aware_finetune
 
         train_cfg = train_config_of(raw, seed, max_train_tokens)
         dev = local_device(resolve_device(device), current())
@@ -78,19 +81,10 @@ def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid
 
 
 def _save(out, model, raw, weights, cfg, qlayers, qat) -> None:
-    from sasim.quant.checkpoint import quantization_meta
-    from sasim.workload.checkpoint import carried_metadata, save_checkpoint
-
     state = model.state_dict()
     if raw.get("packing"):
-        from sasim.combine.torch_api import ColumnCombiner
-        from sasim.lm.prune import packed_state
-        from sasim.workload.lstm import load_lstm_workload
-        from sasim.workload.packing import stored_packings
 
-        stored = stored_packings(load_lstm_workload(weights))
-        layers = [{"gates": p.gates, **({"proj": p.projection} if p.projection is not None else {})} for p in stored]
-        state = packed_state(model, ColumnCombiner.refill(model, layers))
+        state = packed_state(model, ColumnCombiner.refill(model, stored_packings(load_lstm_workload(weights))))
     meta = carried_metadata(raw)
     meta["quantization"] = quantization_meta(cfg, qlayers, qat=qat, source=str(weights))
     save_checkpoint(out, state, raw["model_config"], raw["vocab"], **meta)

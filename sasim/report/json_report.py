@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sasim import outputs
 from sasim.report.provenance import run_header
 from sasim.sim.metrics import DEFINITIONS
 
@@ -33,7 +34,6 @@ def build_report(hw, total: dict, parts: list[dict], **settings) -> dict:
 
 def write_json(path, report: dict) -> Path:
     """Write a report as strict JSON (a NaN or infinity is an error naming its key), atomically."""
-    from sasim import outputs
 
     path = outputs.check_output_file(path, "--json", make_parents=True)
     return outputs.write_json(path, plain(report))

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sasim.errors import SasimError
 from sasim.outputs import check_output_file, save_figure  # noqa: E402
 
 
@@ -67,7 +68,6 @@ def plot_tile_occupancy(packed, hw, tile: int, out, title: str = "") -> Path:
     nct = -(-g // C)
     ntiles = -(-n // R) * nct
     if not 0 <= tile < ntiles:
-        from sasim.errors import SasimError
 
         raise SasimError(f"tile must be in 0..{ntiles - 1} for this matrix on {hw.name}", param="tile")
     rt, ct = divmod(tile, nct)

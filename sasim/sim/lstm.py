@@ -13,13 +13,13 @@ import math
 
 import numpy as np
 
-
+from sasim.combine.packed import LayerPacking
 from sasim.hw.config import HardwareConfig
 from sasim.sim.engine import check_mode, map_any, simulate_matmul
 from sasim.sim.mapping import weights_fit
-from sasim.sim.metrics import WorkPart
-from sasim.workload.lstm import LSTMWorkload
-from sasim.workload.packing import LayerPacking  # noqa: F401 (re-exported: the packed layers simulate_lstm takes)
+from sasim.sim.metrics import WorkPart, part_metrics, total_metrics
+from sasim.workload.lstm import LSTMWorkload, load_lstm_workload
+from sasim.workload.packing import workload_packings
 
 
 def _sigmoid(x):
@@ -113,9 +113,6 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
 def simulate_checkpoint(weights, hw: HardwareConfig, batch: int = 1, steps: int = 1, timing: str = "sasim"):
     """Analytic run of a checkpoint's LSTM layers as the array holds them (its stored packed form, or dense):
     ``(parts, total metrics, weights_resident)``."""
-    from sasim.sim.metrics import part_metrics, total_metrics
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import workload_packings
 
     workload = load_lstm_workload(weights)
     parts, _, resident = simulate_lstm(workload, workload_packings(workload), hw, batch, steps, timing, "analytic")

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 
 import numpy as np
 
 from sasim.combine.pack import pack_matrix
-from sasim.combine.packed import PackedMatrix, RowBlocks
+from sasim.combine.packed import LayerPacking, PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
 from sasim.workload.checkpoint import stored_packed
 from sasim.workload.lstm import LSTMWorkload
-
-
-@dataclass
-class LayerPacking:
-    """The packed matrices of one LSTM layer: ``[W_ih | W_hh]`` and, with a projection, ``W_hr``."""
-
-    gates: PackedMatrix | RowBlocks
-    projection: PackedMatrix | None = None
 
 
 def pack_workload(workload: LSTMWorkload, hw: HardwareConfig | None, alpha: int, gamma: float, rule: str = "prune",
@@ -91,7 +83,6 @@ def workload_packings(workload: LSTMWorkload) -> list:
 def compact_packed_state(state: dict) -> dict:
     """A packed checkpoint's tensors with each LSTM matrix stored once, in packed form: the dense matrices that
     have a packed form and the masks are dropped (loading unpacks them again, bit for bit)."""
-    import re
 
     packed = {k[: -len(".packed_values")] for k in state if k.endswith(".packed_values")}
     out = {}
