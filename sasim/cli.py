@@ -18,29 +18,14 @@ from sasim.errors import SasimError
 
 
 def _cmd_train(args) -> int:
-    import torch
+    from sasim.api.train import Train, train_model
 
-    from sasim.lm.corpus import load_corpus
-    from sasim.lm.presets import get_preset
-    from sasim.lm.train import train
-
-    cfg = get_preset(args.preset)
-    if args.epochs is not None:
-        cfg.epochs = args.epochs
-    if args.seed is not None:
-        cfg.seed = args.seed
-    if args.proj_size is not None:
-        cfg.proj_size = args.proj_size
-    if args.max_train_tokens:
-        cfg.max_train_tokens = args.max_train_tokens
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    corpus = load_corpus(args.data)
-    summary = train(corpus, cfg, args.out, device=args.device, resume=args.resume, preset=args.preset,
-                    precision=args.precision)
-    if summary["best_valid_loss"] is None:  # a rank other than 0 under torchrun: it saved nothing to report
+    result = train_model(Train(data=args.data, out=args.out, preset=args.preset, epochs=args.epochs, seed=args.seed,
+                               proj_size=args.proj_size, max_train_tokens=args.max_train_tokens, device=args.device,
+                               threads=args.threads, resume=args.resume, precision=args.precision))
+    if result.best_valid_loss is None:  # a rank other than 0 under torchrun: it saved nothing to report
         return 0
-    print(f"best valid loss {summary['best_valid_loss']:.4f} nats at epoch {summary['best_epoch']}; "
+    print(f"best valid loss {result.best_valid_loss:.4f} nats at epoch {result.summary['best_epoch']}; "
           f"saved {args.out}")
     return 0
 
@@ -281,66 +266,60 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_prune(args) -> int:
-    from sasim.sim.metrics import accuracy_name
     import json
 
-    from sasim.api.prune import prune_checkpoint
+    from sasim.api.prune import Prune, prune
+    from sasim.sim.metrics import accuracy_name
 
-    alphas = _csv_list(str(args.alpha), int, "--alpha")
-    gammas = _csv_list(str(args.gamma), float, "--gamma")
-    from sasim.combine.pack import check_fanin
-
-    check_fanin(max(alphas), args.mux_fanin, "the given")
+    spec = Prune(weights=resolve_weights(args.weights), alphas=tuple(_csv_list(str(args.alpha), int, "--alpha")),
+                 gammas=tuple(_csv_list(str(args.gamma), float, "--gamma")), data=args.data, out=args.out,
+                 rule=args.rule or "prune", policy=args.policy or "paper",
+                 section=256 if args.section is None else args.section, row_cap=args.row_cap,
+                 target=args.target_sparsity, epochs=args.epochs, events=args.events,
+                 max_train_tokens=args.max_train_tokens, device=args.device, seed=args.seed,
+                 qat=_quant_config(args, args.qat_bits) if args.qat_bits else None, qat_epochs=args.qat_epochs,
+                 resume=args.resume, mux_fanin=args.mux_fanin)
     if args.dry_run:
-        return _prune_dry_run(args, alphas, gammas)
+        return _prune_dry_run(args, spec)
     if not args.data or not args.out:
         raise SasimError("sasim prune needs --data (the corpus to retrain on) and --out (the packed checkpoint to "
                          "write); or --dry-run to rehearse the pruning events without training")
-    qat = _quant_config(args, args.qat_bits) if args.qat_bits else None
-    result = prune_checkpoint(resolve_weights(args.weights), args.data, args.out, alphas, gammas,
-                              args.rule or "prune", args.policy or "paper", 256 if args.section is None else args.section,
-                              args.row_cap, args.target_sparsity, args.epochs, args.events, args.max_train_tokens,
-                              args.device, args.seed, qat=qat, qat_epochs=args.qat_epochs, resume=args.resume)
-    if result["eval"] is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
+    result = prune(spec)
+    if result.eval is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
         return 0
-    name = accuracy_name(result["eval"]["test"])
+    name = accuracy_name(result.eval["test"])
+    qat = spec.qat
     how = f" ({qat.weight_bits}-bit weights, {qat.act_bits}-bit activations, after QAT)" if qat else ""
-    print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f}{how}; "
-          f"density {json.dumps({k: round(v, 4) for k, v in result['density'].items()})}; wrote {args.out}")
+    print(f"valid {name} {result.eval['valid'][name]:.4f}, test {name} {result.eval['test'][name]:.4f}{how}; "
+          f"density {json.dumps({k: round(v, 4) for k, v in result.summary['density'].items()})}; wrote {args.out}")
     return 0
 
 
 def _cmd_finetune(args) -> int:
+    from sasim.api.train import Finetune, finetune
     from sasim.sim.metrics import accuracy_name
-    from sasim.lm.finetune import finetune_packed
 
-    result = finetune_packed(resolve_weights(args.weights), args.data, args.out, args.epochs, args.lr,
-                             args.max_train_tokens, args.device, args.seed,
-                             teacher=resolve_weights(args.distill) if args.distill else None,
-                             distill_weight=args.distill_weight, dropout_scale=args.dropout_scale,
-                             average_from=args.average_from)
-    if result["eval"] is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
+    result = finetune(Finetune(weights=resolve_weights(args.weights), data=args.data, out=args.out, epochs=args.epochs,
+                               lr=args.lr, max_train_tokens=args.max_train_tokens, device=args.device, seed=args.seed,
+                               distill=resolve_weights(args.distill) if args.distill else None,
+                               distill_weight=args.distill_weight, dropout_scale=args.dropout_scale,
+                               average_from=args.average_from))
+    if result.eval is None:  # a rank other than 0 under torchrun: rank 0 scores and reports
         return 0
-    name = accuracy_name(result["eval"]["test"])
-    print(f"valid {name} {result['eval']['valid'][name]:.4f}, test {name} {result['eval']['test'][name]:.4f} after "
-          f"{args.epochs} epoch(s) at lr {result['lr']:g}"
-          f"{', masks and groups frozen' if result['packed'] else ' (dense)'}; wrote {args.out}")
+    name = accuracy_name(result.eval["test"])
+    print(f"valid {name} {result.eval['valid'][name]:.4f}, test {name} {result.eval['test'][name]:.4f} after "
+          f"{args.epochs} epoch(s) at lr {result.summary['lr']:g}"
+          f"{', masks and groups frozen' if result.packed else ' (dense)'}; wrote {args.out}")
     return 0
 
 
-def _prune_dry_run(args, alphas: list, gammas: list) -> int:
+def _prune_dry_run(args, spec) -> int:
     """``sasim prune --dry-run``: the pruning events on the dense weights without training, and their tiles."""
-    from sasim.hw.config import load_hw_config
-    from sasim.lm.prune import default_events, load_dense_for_pruning, plan_pruning
+    from sasim.api.prune import rehearse
 
-    hw = load_hw_config(args.hw)
-    model, _, alphas, gammas = load_dense_for_pruning(resolve_weights(args.weights), alphas, gammas)
-    events = args.events or default_events(args.epochs)
-    plan = plan_pruning(model, hw, alphas, gammas, args.rule or "prune", args.policy or "paper",
-                        256 if args.section is None else args.section, args.target_sparsity, events, args.row_cap)
-    print(f"dry run: {events} pruning events on {args.weights}, no training (a real run ends near this; "
-          f"retraining moves the weights between events). Tiles on the {hw.array.rows}x{hw.array.cols} array of "
-          f"{args.hw}:")
+    plan = rehearse(spec, args.hw)
+    print(f"dry run: {plan['event_count']} pruning events on {args.weights}, no training (a real run ends near this; "
+          f"retraining moves the weights between events). Tiles on the {plan['array']} array of {args.hw}:")
     for r in plan["layers"]:
         print(f"  layer {r['layer']} {r['matrix']}: {r['shape'][0]} x {r['shape'][1]} -> {r['groups']} groups, "
               f"density {r['density']:.3f}, {r['tiles']} tiles (dense {r['dense_tiles']})")
@@ -360,29 +339,22 @@ def _quant_config(args, bits: str):
 
 
 def _cmd_quantize(args) -> int:
+    from sasim.api.train import Quantize, quantize
     from sasim.sim.metrics import accuracy_name
-    from sasim.quant.lstm import layer_scales
-    from sasim.quant.workflow import quantize_checkpoint
-    from sasim.report.json_report import write_json
-    from sasim.report.provenance import run_header
 
     cfg = _quant_config(args, args.bits)
-    weights = resolve_weights(args.weights)
-    scored = quantize_checkpoint(weights, args.data, cfg, args.split, args.calib_tokens, args.eval_tokens,
-                                 args.qat_epochs, args.qat_lr, args.max_train_tokens, args.device, args.seed, args.out)
+    result = quantize(Quantize(weights=resolve_weights(args.weights), data=args.data, quant=cfg, split=args.split,
+                               calib_tokens=args.calib_tokens, eval_tokens=args.eval_tokens, qat_epochs=args.qat_epochs,
+                               qat_lr=args.qat_lr, max_train_tokens=args.max_train_tokens, device=args.device,
+                               seed=args.seed, out=args.out, hw=args.hw, arithmetic=args.arithmetic, json=args.json))
+    scored, cost = result.scored, result.cost
     quant, base, split = scored["quantized"], scored["float32"], scored["split"]
     name = accuracy_name(quant)
     how = f"after {args.qat_epochs} epoch(s) of quantization-aware fine-tuning" if args.qat_epochs else "post-training"
     vector = f", vector unit {cfg.vector_bits} bits" if cfg.vector_bits else ""
     print(f"{split}: float32 {name} {base[name]:.4f}, {cfg.weight_bits}-bit weights / {cfg.act_bits}-bit activations"
           f"{vector} ({how}) {name} {quant[name]:.4f} ({(quant[name] / base[name] - 1) * 100:+.2f}%)")
-    cost = None
-    if args.hw:
-        from sasim.hw.config import load_hw_config
-        from sasim.quant.cost import quantized_cost
-
-        cost = quantized_cost(weights, load_hw_config(args.hw), cfg.weight_bits, cfg.act_bits, min(cfg.acc_bits, 64),
-                              args.arithmetic)
+    if cost is not None:
         print(f"cost on {cost['hw']} ({cost['steps']} steps, batch {cost['batch']}): weight memory "
               f"{cost['weight_memory_bytes'] / 2**20:.3f} MiB (select indices {cost['select_bytes'] / 2**20:.3f} MiB), "
               f"{cost['tiles']} tiles, {cost['cycles_per_step']:,.0f} cycles per step, SRAM "
@@ -391,9 +363,6 @@ def _cmd_quantize(args) -> int:
     if args.out:
         print(f"wrote {args.out} (quantized checkpoint: sasim eval scores it with this arithmetic)")
     if args.json:
-        write_json(args.json, run_header(quant=cfg.to_dict(), weights=str(weights), split=split, float32=base,
-                                         quantized=quant, qat=scored["qat"], cost=cost, seconds=scored["seconds"],
-                                         scales=layer_scales(scored["layers"])))
         print(f"wrote {args.json}")
     return 0
 
