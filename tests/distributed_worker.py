@@ -59,7 +59,7 @@ def main():
                                                 show_progress=False, log=lambda *_: None)
         report["events"] = len(summary["events"])
         report["masks"] = {name: buf.flatten().tolist() for name, buf in model.named_buffers() if ".mask_" in name}
-        report["groups"] = [{key: p.group_cols.tolist() for key, p in layer.items()} for layer in packed]
+        report["groups"] = [{key: p.group_cols.tolist() for key, p in layer.matrices()} for layer in packed]
     finish()
     _recording[0] = False
     report["writes"] = WRITES
