@@ -17,8 +17,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from sasim.combine.column_combine import pack_matrix  # noqa: E402
 from sasim.combine.grouping import group_columns  # noqa: E402
-from sasim.combine.pack import pack_matrix  # noqa: E402
 
 
 def best_of(fn, repeats=3):

@@ -15,10 +15,10 @@ import argparse
 import numpy as np
 
 from sasim.cli import default_weights
-from sasim.combine.magnitude import magnitude_prune
+from sasim.combine.column_combine import pack_matrix
 from sasim.combine.grouping import POLICIES
-from sasim.combine.pack import pack_matrix
-from sasim.workload.lstm import load_lstm_workload
+from sasim.combine.magnitude import magnitude_prune
+from sasim.workload.lstm_weights import load_lstm_workload
 
 GAMMAS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 1.75)
 

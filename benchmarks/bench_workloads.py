@@ -10,7 +10,7 @@ import time
 
 from sasim.hw.config import load_hw_config
 from sasim.sim.workload_sim import simulate_workload
-from sasim.workload.spec import load_workload, parse_workload, PRESETS
+from sasim.workload.spec import PRESETS, load_workload, parse_workload
 
 
 def timed(fn):

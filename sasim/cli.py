@@ -31,8 +31,8 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from sasim.sim.metrics import accuracy_name
     from sasim.api.evaluate import evaluate_checkpoint
+    from sasim.sim.metrics import accuracy_name
 
     result = evaluate_checkpoint(args.weights, args.data, split=args.split, batch_size=args.batch)
     name = accuracy_name(result)
@@ -127,10 +127,10 @@ def _run_workload(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from sasim.sim.metrics import accuracy_name
     from tqdm.auto import tqdm
 
     from sasim.api.simulate import Packing, RunCheckpoint, run_checkpoint
+    from sasim.sim.metrics import accuracy_name
 
     if args.workload:
         if args.weights is not None:
@@ -179,8 +179,8 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_combine(args) -> int:
-    from sasim.report.json_report import write_json
     from sasim.api.combine import combine_checkpoint
+    from sasim.report.json_report import write_json
 
     packing = _packing_args(args)
     if packing is None:
@@ -217,7 +217,7 @@ def _csv_list(text: str, kind, flag: str) -> list:
 def _cmd_sweep(args) -> int:
     from sasim.hw.config import load_hw_config
     from sasim.sweep import grid, run_sweep
-    from sasim.workload.lstm import load_lstm_workload
+    from sasim.workload.lstm_weights import load_lstm_workload
 
     hws = args.hw or ["32x32"]
     for h in hws:
@@ -239,8 +239,8 @@ def _cmd_sweep(args) -> int:
 def _cmd_plot(args) -> int:
     from sasim.hw.config import load_hw_config
     from sasim.report.plots import plot_packed_matrix, plot_tile_occupancy
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import pack_workload, stored_packings
+    from sasim.workload.layer_packing import pack_workload, stored_packings
+    from sasim.workload.lstm_weights import load_lstm_workload
 
     hw = load_hw_config(args.hw)
     workload = load_lstm_workload(resolve_weights(args.weights))
@@ -329,7 +329,7 @@ def _prune_dry_run(args, spec) -> int:
 
 
 def _quant_config(args, bits: str):
-    from sasim.quant.lstm import QuantConfig
+    from sasim.quant.fixed_point_lstm import QuantConfig
 
     widths = _csv_list(bits, int, "--bits")
     if len(widths) != 2:

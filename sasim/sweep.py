@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from sasim import __version__
 from sasim.checks import check_choice, check_float, check_int, check_optional_int, check_seed
+from sasim.combine.column_combine import RULES, check_fanin
 from sasim.combine.grouping import validate_grouping_args
-from sasim.combine.pack import RULES, check_fanin
 from sasim.errors import SasimError
 from sasim.lm.corpus import META_FILE, SPLITS
 from sasim.outputs import atomic_write, check_output_dir, write_json
@@ -170,10 +170,10 @@ def run_point(job: SweepJob) -> dict:
     import torch
 
     from sasim.hw.config import load_hw_config
-    from sasim.sim.lstm import simulate_lstm
+    from sasim.sim.lstm_array import simulate_lstm
     from sasim.sim.metrics import part_metrics, total_metrics
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import pack_workload
+    from sasim.workload.layer_packing import pack_workload
+    from sasim.workload.lstm_weights import load_lstm_workload
 
     point, st = job.point, job.settings
     torch.set_num_threads(1)
@@ -187,7 +187,7 @@ def run_point(job: SweepJob) -> dict:
     retrained = None
     if st.retrain:
         from sasim.api.prune import prune_checkpoint
-        from sasim.workload.packing import stored_packings
+        from sasim.workload.layer_packing import stored_packings
 
         retrain = dict(st.retrain)
         if not st.data:

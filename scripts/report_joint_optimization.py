@@ -37,7 +37,7 @@ FIELDS = ["label", "alpha", "gamma", "rule", "target_sparsity", "events", "retra
 def dense_row(dense: str, hw: str, scores: dict | None = None) -> dict:
     """The row of a dense checkpoint, scored by its ``eval`` record (or ``scores``: ``{"test", "valid"}`` bpc)."""
     from sasim.hw.config import load_hw_config
-    from sasim.sim.lstm import simulate_checkpoint
+    from sasim.sim.lstm_array import simulate_checkpoint
 
     _, total, _ = simulate_checkpoint(dense, load_hw_config(hw), batch=1, steps=1)  # as the sweep points ran
     if scores is None:
@@ -119,7 +119,7 @@ def run_rows(specs: list[str], dense: dict, hw: str) -> list[dict]:
     """Rows for single ``sasim prune`` checkpoints given as ``LABEL=CHECKPOINT``: simulated on ``hw`` as the grid
     points were (batch 1, one timestep, analytic); test bpc as ``sasim prune`` scored the saved weights."""
     from sasim.hw.config import load_hw_config
-    from sasim.sim.lstm import simulate_checkpoint
+    from sasim.sim.lstm_array import simulate_checkpoint
 
     rows = []
     for spec in specs:
@@ -157,7 +157,7 @@ def _retrain_tokens(raw: dict) -> int:
 
 
 def _dense_weights(ckpt) -> int:
-    from sasim.workload.lstm import load_lstm_workload
+    from sasim.workload.lstm_weights import load_lstm_workload
 
     return sum(layer.combined.size for layer in load_lstm_workload(ckpt).layers)
 
@@ -187,9 +187,9 @@ def _must_show(rows: list[dict], controls: list[dict]) -> list[str]:
 def write_page(out: Path, args, rows: list[dict], runs: list[dict], controls: list[dict], table: list[str],
                run_table: list[str]) -> None:
     """README.md: ``runs`` are the single prune runs and ``controls`` the dense controls (both in ``run_table``)."""
-    from sasim.report.provenance import versions
-
     import shlex
+
+    from sasim.report.provenance import versions
 
     listed = runs + controls
     run_args = "".join(f" --run {shlex.quote(spec)}" for spec in args.run)

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from sasim.hw.config import load_hw_config  # noqa: E402
 from sasim.quant.cost import checkpoint_cost, quantized_cost  # noqa: E402
-from sasim.quant.lstm import QuantConfig  # noqa: E402
+from sasim.quant.fixed_point_lstm import QuantConfig  # noqa: E402
 from sasim.quant.workflow import quantize_checkpoint  # noqa: E402
 from sasim.report.json_report import write_json  # noqa: E402
 from sasim.report.provenance import run_header  # noqa: E402
@@ -79,9 +79,9 @@ def float_finetune(path, data, split, tokens, seed) -> dict:
     import torch
 
     from sasim.lm.corpus import encode_with_vocab, load_corpus
+    from sasim.lm.fit import fit
     from sasim.lm.loading import evaluate_model, load_language_model
     from sasim.lm.presets import train_config_of
-    from sasim.lm.fit import fit
     from sasim.lm.train import batchify
 
     torch.manual_seed(seed)

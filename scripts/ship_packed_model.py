@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sasim.api.ship import save_scored
 from sasim.workload.checkpoint import carried_metadata, load_raw
-from sasim.workload.packing import compact_packed_state
+from sasim.workload.layer_packing import compact_packed_state
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from sasim.api.prune import Prune
 from sasim.api.train import Finetune, Quantize, Train
 from sasim.errors import SasimError
 from sasim.lm.presets import get_preset
-from sasim.quant.lstm import QuantConfig
+from sasim.quant.fixed_point_lstm import QuantConfig
 
 
 @pytest.mark.parametrize("make, param, message", [

@@ -5,12 +5,11 @@ import pytest
 import torch
 from conftest import make_hw
 
-from sasim.combine.packed import PackedMatrix
+from sasim.combine.packed import LayerPacking, PackedMatrix
 from sasim.errors import SasimError
-from sasim.combine.packed import LayerPacking
-from sasim.sim.lstm import simulate_lstm
-from sasim.workload.lstm import load_lstm_workload
-from sasim.workload.packing import pack_workload
+from sasim.sim.lstm_array import simulate_lstm
+from sasim.workload.layer_packing import pack_workload
+from sasim.workload.lstm_weights import load_lstm_workload
 
 
 def dense_packings(wl):

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from naive import naive_combine_prune, naive_paper_groups
 
+from sasim.combine.column_combine import pack_matrix
 from sasim.combine.grouping import group_columns
-from sasim.combine.pack import pack_matrix
 from sasim.errors import SasimError
 
 

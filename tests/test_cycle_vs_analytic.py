@@ -5,7 +5,7 @@ from conftest import make_hw, sparse_matrix
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sasim.combine.pack import pack_matrix
+from sasim.combine.column_combine import pack_matrix
 from sasim.combine.packed import PackedMatrix
 from sasim.sim.engine import simulate_matmul
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_lm import write_corpus
 
 HERE = Path(__file__).parent

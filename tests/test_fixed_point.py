@@ -5,7 +5,7 @@ import pytest
 from conftest import make_hw
 from naive import naive_fixed_point_matmul
 
-from sasim.combine.pack import pack_matrix
+from sasim.combine.column_combine import pack_matrix
 from sasim.combine.packed import PackedMatrix
 from sasim.errors import SasimError
 from sasim.sim.cycle import simulate_fixed_point

@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import REPO, SHARED_DATA
 
+from sasim.api.evaluate import evaluate_checkpoint
 from sasim.errors import SasimError
 from sasim.lm.corpus import encode_with_vocab, load_corpus
-from sasim.api.evaluate import evaluate_checkpoint
 from sasim.lm.loading import load_language_model
 
 
@@ -125,8 +125,8 @@ SHIPPED_PACKED = sorted((REPO / "models").glob("ptb-char-packed*.pt"))
 @pytest.mark.skipif(not (SHARED_DATA / "ptb-char").is_dir(), reason="needs ../shared/data/ptb-char")
 @pytest.mark.parametrize("shipped", SHIPPED_PACKED, ids=lambda p: p.name)
 def test_shipped_packed_model_reproduces_its_recorded_bpc_and_is_small(shipped):
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import stored_packings
+    from sasim.workload.layer_packing import stored_packings
+    from sasim.workload.lstm_weights import load_lstm_workload
 
     raw = torch.load(shipped, weights_only=True)
     assert shipped.stat().st_size < 4 * 2**20 and "rnns.0.weight_ih_l0" not in raw["state_dict"]

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from naive import naive_tile_schedule, naive_traffic_and_energy
 
-from sasim.combine.pack import pack_matrix
+from sasim.combine.column_combine import pack_matrix
 from sasim.combine.packed import PackedMatrix
 from sasim.sim.engine import simulate_matmul
 from sasim.sim.mapping import map_matrix, weights_fit

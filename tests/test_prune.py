@@ -9,8 +9,8 @@ import torch
 
 from sasim.api.evaluate import evaluate_checkpoint
 from sasim.lm.loading import load_language_model
-from sasim.workload.lstm import load_lstm_workload
-from sasim.workload.packing import stored_packings
+from sasim.workload.layer_packing import stored_packings
+from sasim.workload.lstm_weights import load_lstm_workload
 
 
 def prune(dense, tmp_path, *flags):
@@ -102,7 +102,7 @@ def test_sweep_with_retrain(dense, tmp_path):
 
 def test_a_compact_packed_checkpoint_loads_to_the_same_weights_and_eval(dense, tmp_path):
     from sasim.workload.checkpoint import load_raw, save_checkpoint
-    from sasim.workload.packing import compact_packed_state
+    from sasim.workload.layer_packing import compact_packed_state
 
     data, _ = dense
     out = prune(dense, tmp_path, "--alpha", 4, "--gamma", 1.0, "--target-sparsity", 0.6, "--epochs", 1)

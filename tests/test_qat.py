@@ -10,12 +10,18 @@ import torch
 import torch.nn.functional as F
 from conftest import make_hw
 
-from sasim.errors import SasimError
 from sasim.api.evaluate import evaluate_checkpoint
+from sasim.errors import SasimError
 from sasim.lm.loading import load_language_model
 from sasim.lm.model import LSTMLanguageModel, ModelConfig
-from sasim.quant.lstm import (QuantConfig, calibrate_lstm, layer_scales, quantized_lstm_forward,
-                              simulate_quantized_lstm, vector_round)
+from sasim.quant.fixed_point_lstm import (
+    QuantConfig,
+    calibrate_lstm,
+    layer_scales,
+    quantized_lstm_forward,
+    simulate_quantized_lstm,
+    vector_round,
+)
 from sasim.quant.qat import disable_fake_quant, enable_fake_quant
 
 ENV = {**os.environ, "TQDM_DISABLE": "1"}
@@ -118,8 +124,8 @@ def test_quantized_checkpoint_eval_equals_the_simulator_on_the_same_tokens(dense
 def test_prune_with_qat_saves_a_quantized_packed_checkpoint(dense, tmp_path):
     from test_prune import prune
 
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import stored_packings
+    from sasim.workload.layer_packing import stored_packings
+    from sasim.workload.lstm_weights import load_lstm_workload
 
     out = prune(dense, tmp_path, "--alpha", 4, "--gamma", 1.0, "--target-sparsity", 0.6, "--epochs", 2,
                 "--qat-bits", "8,8", "--qat-epochs", 1)
@@ -147,15 +153,15 @@ def test_quantize_refuses_a_quantized_input_and_bad_bits(dense, tmp_path):
 def test_cost_of_a_width_by_hand(tmp_path):
     from conftest import sparse_lstm_checkpoint
 
-    from sasim.quant.cost import fixed_point_config, quantized_cost
     from sasim.api.combine import combine_checkpoint
+    from sasim.quant.cost import fixed_point_config, quantized_cost
 
     hw = make_hw(8, 8)
     ckpt = sparse_lstm_checkpoint(tmp_path / "s.pt", input_size=12, hidden=16, layers=1, density=0.2)
     packed = tmp_path / "p.pt"
     combine_checkpoint(ckpt, packed, alpha=4, gamma=1.0)
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import stored_packings
+    from sasim.workload.layer_packing import stored_packings
+    from sasim.workload.lstm_weights import load_lstm_workload
 
     (layer,) = stored_packings(load_lstm_workload(packed))
     n, g = layer.gates.values.shape

@@ -6,7 +6,7 @@ from conftest import make_hw
 
 from sasim.errors import SasimError
 from sasim.lm.model import LSTMLanguageModel, ModelConfig
-from sasim.quant.lstm import QuantConfig, calibrate_lstm, quantized_lstm_forward, simulate_quantized_lstm
+from sasim.quant.fixed_point_lstm import QuantConfig, calibrate_lstm, quantized_lstm_forward, simulate_quantized_lstm
 
 
 def model(proj=0):
@@ -59,7 +59,7 @@ def test_quantized_evaluation_carries_state_and_approaches_float(tmp_path):
     from sasim.lm.loading import load_language_model
     from sasim.lm.presets import TrainConfig
     from sasim.lm.train import batchify, train
-    from sasim.quant.lstm import evaluate_quantized
+    from sasim.quant.fixed_point_lstm import evaluate_quantized
 
     data = write_corpus(tmp_path / "d")
     cfg = TrainConfig(emb_size=6, hidden_size=12, num_layers=2, bptt=10, batch_size=4, dropout_e=0, dropout_h=0.1,
@@ -80,7 +80,7 @@ def test_quantized_evaluation_carries_state_and_approaches_float(tmp_path):
 def test_calibration_batch_takes_any_token_count():
     import numpy as np
 
-    from sasim.quant.lstm import calibration_batch
+    from sasim.quant.fixed_point_lstm import calibration_batch
 
     ids = np.arange(19)
     batch = calibration_batch(ids, 19)
@@ -92,7 +92,7 @@ def test_calibration_batch_takes_any_token_count():
 def test_products_run_in_float32_only_where_that_is_exact():
     import numpy as np
 
-    from sasim.quant.lstm import _exact_product_weights
+    from sasim.quant.fixed_point_lstm import _exact_product_weights
     from sasim.quant.quantize import quantize_weights
 
     w = np.random.default_rng(0).normal(size=(8, 300))

@@ -6,8 +6,14 @@ from conftest import make_hw
 
 from sasim.combine.packed import PackedMatrix
 from sasim.errors import SasimError
-from sasim.quant.quantize import (calibrate_scale, qmax, quantize_activations, quantize_weights, rescale_outputs,
-                                  round_half_even)
+from sasim.quant.quantize import (
+    calibrate_scale,
+    qmax,
+    quantize_activations,
+    quantize_weights,
+    rescale_outputs,
+    round_half_even,
+)
 from sasim.sim.cycle import simulate_fixed_point
 from sasim.sim.mapping import map_matrix
 

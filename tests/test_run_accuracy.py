@@ -10,14 +10,14 @@ import torch
 from conftest import make_hw
 from test_lm import write_corpus
 
+from sasim.api.combine import combine_checkpoint
 from sasim.lm.corpus import load_corpus
 from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
 from sasim.lm.presets import TrainConfig
 from sasim.lm.train import train
-from sasim.sim.lstm import simulate_lstm
-from sasim.workload.lstm import load_lstm_workload
-from sasim.api.combine import combine_checkpoint
-from sasim.workload.packing import pack_workload, stored_packings
+from sasim.sim.lstm_array import simulate_lstm
+from sasim.workload.layer_packing import pack_workload, stored_packings
+from sasim.workload.lstm_weights import load_lstm_workload
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,12 @@ Set ``SASIM_TEST_SCALESIM=1`` to also run SCALE-Sim itself on more shapes (insta
 
 import os
 
+import numpy as np
 import pytest
 from conftest import REPO, make_hw
 
 from sasim.combine.packed import PackedMatrix
 from sasim.sim.engine import simulate_matmul
-
-import numpy as np
 
 GOLDEN_4x8 = {(5, 20, 13): 229, (1, 1, 1): 18, (1, 4, 8): 18, (1, 5, 8): 37, (1, 4, 9): 37, (7, 4, 8): 24,
               (2, 3, 3): 19, (100, 50, 70): 13805}

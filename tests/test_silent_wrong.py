@@ -21,7 +21,7 @@ from sasim.errors import SasimError
 from sasim.hw.config import load_hw_config, parse_hw_config
 from sasim.sim.engine import simulate_matmul
 from sasim.sweep import grid, run_sweep
-from sasim.workload.lstm import load_lstm_workload
+from sasim.workload.lstm_weights import load_lstm_workload
 
 ENV = {**__import__("os").environ, "TQDM_DISABLE": "1"}
 
@@ -216,7 +216,7 @@ def test_duplicated_vocab_symbol_is_refused(dense, tmp_path):
 @pytest.mark.parametrize("scale", [float("nan"), 0.0, -0.5, "0.1", None])
 def test_quantized_checkpoint_with_a_bad_activation_scale_is_refused(dense, tmp_path, scale):
     from sasim.quant.checkpoint import quantization_meta
-    from sasim.quant.lstm import QuantConfig
+    from sasim.quant.fixed_point_lstm import QuantConfig
 
     data, ckpt = dense
     raw = torch.load(ckpt, weights_only=True)

@@ -5,7 +5,7 @@ import pytest
 from conftest import make_hw, sparse_matrix
 from naive import naive_matmul
 
-from sasim.combine.pack import pack_matrix
+from sasim.combine.column_combine import pack_matrix
 from sasim.combine.packed import PackedMatrix
 from sasim.sim.engine import simulate_matmul
 

@@ -98,9 +98,9 @@ def test_sasim_trained_projection_lstm_loads_and_simulates(tmp_path):
     from sasim.lm.loading import load_language_model
     from sasim.lm.presets import TrainConfig
     from sasim.lm.train import train
-    from sasim.sim.lstm import simulate_lstm
-    from sasim.workload.lstm import load_lstm_workload
-    from sasim.workload.packing import pack_workload
+    from sasim.sim.lstm_array import simulate_lstm
+    from sasim.workload.layer_packing import pack_workload
+    from sasim.workload.lstm_weights import load_lstm_workload
 
     data = write_corpus(tmp_path / "d")
     cfg = TrainConfig(emb_size=6, hidden_size=10, num_layers=2, proj_size=4, bptt=10, batch_size=4, dropout_e=0,

@@ -7,13 +7,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sasim.combine.pack import pack_matrix
+from sasim.combine.column_combine import pack_matrix
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
 from sasim.sim.mapping import map_matrix
-from sasim.workload.checkpoint import (carried_metadata, load_raw, packed_to_tensors, save_checkpoint,
-                                       tensor_state_dict, to_sasim_state_dict)
-from sasim.workload.lstm import layers_from_state_dict
+from sasim.workload.checkpoint import (
+    carried_metadata,
+    load_raw,
+    packed_to_tensors,
+    save_checkpoint,
+    tensor_state_dict,
+    to_sasim_state_dict,
+)
+from sasim.workload.lstm_weights import layers_from_state_dict
 
 
 def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune", policy: str = "paper",

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sasim.checks import check_choice, check_device, check_float, check_int, check_optional_int, check_seed
+from sasim.combine.column_combine import RULES, check_fanin
 from sasim.combine.grouping import POLICIES, validate_grouping_args
-from sasim.combine.pack import RULES, check_fanin
 from sasim.combine.torch_api import ColumnCombiner
 from sasim.errors import SasimError
 from sasim.hw.config import load_hw_config
@@ -32,7 +32,7 @@ from sasim.lm.prune import (
 )
 from sasim.lm.train import retraining_data
 from sasim.quant.checkpoint import evaluate_quantized_checkpoint, quantization_meta
-from sasim.quant.lstm import QuantConfig, calibrate_lstm, calibration_batch, layer_scales
+from sasim.quant.fixed_point_lstm import QuantConfig, calibrate_lstm, calibration_batch, layer_scales
 from sasim.quant.qat import quantization_aware_finetune
 from sasim.report.json_report import write_json
 from sasim.report.provenance import run_header
@@ -45,7 +45,7 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
                      resume: bool = False) -> dict:
     """Prune, combine and retrain a dense sasim checkpoint; save the packed checkpoint and its JSON.
 
-    With ``qat`` (a :class:`sasim.quant.lstm.QuantConfig`), the retrained model is then fine-tuned
+    With ``qat`` (a :class:`sasim.quant.fixed_point_lstm.QuantConfig`), the retrained model is then fine-tuned
     quantization-aware for ``qat_epochs`` with its masks and groups frozen, and saved as a quantized
     packed checkpoint (scored with its integer arithmetic).
 

@@ -16,21 +16,21 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from sasim.checks import check_choice, check_float, check_int, check_memory, check_optional_int, check_seed
+from sasim.combine.column_combine import RULES, pack_matrix
 from sasim.combine.grouping import POLICIES, validate_grouping_args
-from sasim.combine.pack import RULES, pack_matrix
 from sasim.combine.packed import DenseShape, PackedMatrix
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig, load_hw_config
 from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
 from sasim.quant.checkpoint import stored_quantization
-from sasim.quant.lstm import QuantConfig, score_quantized
+from sasim.quant.fixed_point_lstm import QuantConfig, score_quantized
 from sasim.sim.engine import check_mode, simulate_matmul
-from sasim.sim.lstm import simulate_lstm
+from sasim.sim.lstm_array import simulate_lstm
 from sasim.sim.mapping import weights_fit, weights_memory_bytes
 from sasim.sim.metrics import WorkPart, part_metrics, total_metrics
 from sasim.sim.workload_sim import cycles_by_kind, simulate_workload
-from sasim.workload.lstm import load_lstm_workload
-from sasim.workload.packing import pack_workload, stored_packings, workload_packings
+from sasim.workload.layer_packing import pack_workload, stored_packings, workload_packings
+from sasim.workload.lstm_weights import load_lstm_workload
 from sasim.workload.spec import expand, load_workload
 
 
@@ -261,8 +261,8 @@ def run_workload(spec: RunWorkload, progress_factory=None) -> SimResult:
     batch = workload.batch if spec.batch is None else spec.batch
     steps = workload.steps if spec.steps is None else spec.steps
     packing = spec.packing.grouping() if spec.packing else None
-    if packing is None and workload.packing is not None:
-        packing = workload.packing.model_dump()
+    if packing is None and workload.layer_packing is not None:
+        packing = workload.layer_packing.model_dump()
     count = sum(len(layer.matrices) for layer in expand(workload, batch, steps))
     bar = progress_factory(count, spec.mode == "analytic" and not packing) if progress_factory else None
     try:

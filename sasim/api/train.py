@@ -27,7 +27,7 @@ from sasim.lm.fit import PRECISIONS
 from sasim.lm.presets import PRESETS, TrainConfig, get_preset
 from sasim.lm.train import train
 from sasim.quant.cost import quantized_cost
-from sasim.quant.lstm import QuantConfig, layer_scales
+from sasim.quant.fixed_point_lstm import QuantConfig, layer_scales
 from sasim.quant.workflow import quantize_checkpoint
 from sasim.report.json_report import write_json
 from sasim.report.provenance import run_header

@@ -21,8 +21,8 @@ import math
 
 import numpy as np
 
-from sasim.combine._grouping_kernel import _paper_groups
 from sasim.checks import MAX_ALPHA, MAX_GAMMA
+from sasim.combine._grouping_kernel import _paper_groups
 from sasim.errors import SasimError
 
 POLICIES = ("paper", "min-conflict")

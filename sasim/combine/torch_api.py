@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sasim.combine.pack import pack_matrix
+from sasim.combine.column_combine import pack_matrix
 from sasim.combine.packed import LayerPacking, PackedMatrix
 from sasim.errors import SasimError
 
@@ -27,7 +27,7 @@ class ColumnCombiner:
     ----------
     model : LSTMLanguageModel
     alpha, gamma, rule, policy, section, row_cap
-        Packing parameters (see :func:`sasim.combine.pack.pack_matrix`); ``alpha`` and ``gamma`` may
+        Packing parameters (see :func:`sasim.combine.column_combine.pack_matrix`); ``alpha`` and ``gamma`` may
         be per-layer lists.
     """
 

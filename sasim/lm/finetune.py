@@ -33,8 +33,8 @@ from sasim.lm.train import retraining_data
 from sasim.report.json_report import write_json
 from sasim.report.provenance import run_header
 from sasim.workload.checkpoint import carried_metadata
-from sasim.workload.lstm import load_lstm_workload
-from sasim.workload.packing import stored_packings
+from sasim.workload.layer_packing import stored_packings
+from sasim.workload.lstm_weights import load_lstm_workload
 
 
 def _freeze_masks(model, packed_layers: list[LayerPacking]) -> None:

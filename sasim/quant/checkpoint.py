@@ -9,7 +9,7 @@ of calibration, or the frozen ones quantization-aware training used). ``sasim ev
 from __future__ import annotations
 
 from sasim.errors import SasimError
-from sasim.quant.lstm import QuantConfig, layer_scales, quantize_lstm, score_quantized
+from sasim.quant.fixed_point_lstm import QuantConfig, layer_scales, quantize_lstm, score_quantized
 
 
 def quantization_meta(cfg: QuantConfig, qlayers, **extra) -> dict:

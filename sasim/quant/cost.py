@@ -9,7 +9,7 @@ on a copy of the hardware config with the given widths; energies scale with the 
 from __future__ import annotations
 
 from sasim.hw.config import HardwareConfig, validate_hw_dict
-from sasim.sim.lstm import simulate_checkpoint
+from sasim.sim.lstm_array import simulate_checkpoint
 from sasim.sim.metrics import _cells
 
 

@@ -1,7 +1,7 @@
 """Quantization-aware fine-tuning with the straight-through estimator (STE).
 
 While enabled, every :class:`~sasim.lm.model.LSTMLayer` runs a step loop that rounds exactly where the array
-and the vector unit round (:mod:`sasim.quant.lstm`): ``[W_ih | W_hh]`` (and ``W_hr``) per output row to
+and the vector unit round (:mod:`sasim.quant.fixed_point_lstm`): ``[W_ih | W_hh]`` (and ``W_hr``) per output row to
 ``weight_bits``, the stacked input ``[x_t; h_{t-1}]`` (and ``h`` before the projection) to ``act_bits`` with
 activation scales frozen at calibration, and the vector unit's values to ``vector_bits`` when set. The
 forward pass sees the quantized values; the backward pass treats rounding as the identity (STE), and
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from sasim.lm.fit import Hook, fit
-from sasim.quant.lstm import QuantConfig, lstm_cell_update, quantize_lstm
+from sasim.quant.fixed_point_lstm import QuantConfig, lstm_cell_update, quantize_lstm
 from sasim.quant.quantize import qmax
 
 
@@ -110,8 +110,8 @@ def quantization_aware_finetune(model, train_data: torch.Tensor, valid_data: tor
     cfg : QuantConfig
         Widths (and vector-unit precision) to train for.
     scales : list of dict
-        The activation scales, as calibration derived them (:func:`sasim.quant.lstm.layer_scales` of
-        :func:`sasim.quant.lstm.calibrate_lstm`'s layers); training keeps them, and so does the result.
+        The activation scales, as calibration derived them (:func:`sasim.quant.fixed_point_lstm.layer_scales` of
+        :func:`sasim.quant.fixed_point_lstm.calibrate_lstm`'s layers); training keeps them, and so does the result.
     epochs : int
     lr : float, optional
         Adam learning rate (default: a tenth of ``train_cfg.lr``: fine-tuning).

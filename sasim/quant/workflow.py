@@ -17,11 +17,11 @@ from sasim.lm.presets import train_config_of
 from sasim.lm.prune import packed_state
 from sasim.lm.train import batchify, resolve_device
 from sasim.quant.checkpoint import quantization_meta
-from sasim.quant.lstm import QuantConfig, calibrate_lstm, calibration_batch, layer_scales, score_quantized
+from sasim.quant.fixed_point_lstm import QuantConfig, calibrate_lstm, calibration_batch, layer_scales, score_quantized
 from sasim.quant.qat import quantization_aware_finetune
 from sasim.workload.checkpoint import carried_metadata, save_checkpoint
-from sasim.workload.lstm import load_lstm_workload
-from sasim.workload.packing import stored_packings
+from sasim.workload.layer_packing import stored_packings
+from sasim.workload.lstm_weights import load_lstm_workload
 
 
 def quantize_checkpoint(weights, data_dir, cfg: QuantConfig, split: str = "valid", calib_tokens: int = 20_000,

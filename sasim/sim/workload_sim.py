@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from sasim.combine.pack import pack_matrix
 from sasim.checks import check_int, check_memory
+from sasim.combine.column_combine import pack_matrix
 from sasim.combine.packed import DenseShape, PackedMatrix
 from sasim.hw.config import HardwareConfig
 from sasim.sim.engine import check_mode, simulate_matmul

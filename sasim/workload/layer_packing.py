@@ -6,12 +6,12 @@ import re
 
 import numpy as np
 
-from sasim.combine.pack import pack_matrix
+from sasim.combine.column_combine import pack_matrix
 from sasim.combine.packed import LayerPacking, PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
 from sasim.workload.checkpoint import stored_packed
-from sasim.workload.lstm import LSTMWorkload
+from sasim.workload.lstm_weights import LSTMWorkload
 
 
 def pack_workload(workload: LSTMWorkload, hw: HardwareConfig | None, alpha: int, gamma: float, rule: str = "prune",

@@ -18,8 +18,8 @@ from sasim.hw.config import HardwareConfig
 from sasim.sim.engine import check_mode, map_any, simulate_matmul
 from sasim.sim.mapping import weights_fit
 from sasim.sim.metrics import WorkPart, part_metrics, total_metrics
-from sasim.workload.lstm import LSTMWorkload, load_lstm_workload
-from sasim.workload.packing import workload_packings
+from sasim.workload.layer_packing import workload_packings
+from sasim.workload.lstm_weights import LSTMWorkload, load_lstm_workload
 
 
 def _sigmoid(x):
