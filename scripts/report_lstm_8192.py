@@ -1,6 +1,6 @@
 """The LSTM-8192-1024 report (issue 8): ``python scripts/report_lstm_8192.py --out reports/lstm-8192-1024``.
 
-All numbers come from sasim's analytic mode, which tests/test_workloads.py shows equal to the
+All numbers come from sasim's analytic mode, which tests/workload/test_workloads.py shows equal to the
 cycle-level simulator on every layer type.
 """
 
@@ -52,7 +52,7 @@ def main() -> None:
     hws = [load_hw_config("128x128"), load_hw_config("32x32")]
     lines = ["# LSTM-8192-1024 (1B Word Benchmark) on the array", "",
              "Regenerate: `python scripts/report_lstm_8192.py --out reports/lstm-8192-1024 --gammas 0,0.02,0.05,0.1,0.25,0.5,1.0` (analytic mode, equal to the",
-             "cycle-level simulator on every layer type: `tests/test_workloads.py`). Model: `--workload lstm-8192-1024`:",
+             "cycle-level simulator on every layer type: `tests/workload/test_workloads.py`). Model: `--workload lstm-8192-1024`:",
              "char-CNN inputs (16-dim characters, words padded to 50, 4096 filters of widths 1-7, 2 highway layers,",
              "projection to 1024), 2 LSTM layers of 8192 cells with 1024 projections, softmax over 793,471 words, full or",
              "importance-sampled with 8192 samples shared by a step's 128 targets. Batch 128 streams; cycles per token",

@@ -5,7 +5,7 @@
 
 Stores the tensors as float16 (half the size; sasim loads them as float32), then evaluates valid and
 test bits per character with exactly the stored weights and records them in the checkpoint
-(``eval``), so that ``tests/test_lm.py`` can check that the shipped file reproduces them.
+(``eval``), so that ``tests/lm/test_lm.py`` can check that the shipped file reproduces them.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def sparse_lstm_checkpoint(path, input_size=12, hidden=16, layers=2, density=0.2
 @pytest.fixture(scope="session")
 def dense(tmp_path_factory):
     """A small trained character model and its corpus: ``(data_dir, checkpoint)``."""
-    from test_lm import write_corpus
+    from helpers import write_corpus
 
     from sasim.lm.corpus import load_corpus
     from sasim.lm.presets import TrainConfig

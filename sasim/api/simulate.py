@@ -148,7 +148,7 @@ def run_checkpoint(spec: RunCheckpoint, progress=None) -> RunResult:
 
 def _fixed_point_accuracy(model, raw, hw, spec: RunCheckpoint) -> dict:
     """bpc / perplexity with the LSTM layers in the config's fixed-point arithmetic (equal to the simulator's
-    integer arithmetic, tests/test_quant_lstm.py); embedding and decoder stay float32."""
+    integer arithmetic, tests/quant/test_quant_lstm.py); embedding and decoder stay float32."""
     a = hw.arithmetic
     cfg = QuantConfig(weight_bits=a.weight_bits, act_bits=a.act_bits, acc_bits=min(a.acc_bits, 62))
     qlayers = None

@@ -1,7 +1,7 @@
 """What a fixed-point width buys: weight memory, traffic, bit-serial cycles and energy per token.
 
 The model's matrices (dense, or the packed form a packed checkpoint stores) run ``steps`` timesteps of
-``batch`` streams in the analytic model (equal to the cycle-level simulator on every count, tests/test_cycle_vs_analytic.py)
+``batch`` streams in the analytic model (equal to the cycle-level simulator on every count, tests/sim/test_cycle_vs_analytic.py)
 on a copy of the hardware config with the given widths; energies scale with the widths as
 ``energy.reference_bits`` documents.
 """

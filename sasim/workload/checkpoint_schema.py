@@ -26,7 +26,7 @@ import torch
 from sasim.errors import SasimError
 
 #: model_config fields: name -> (kind, minimum, maximum, required). The language model's ModelConfig has exactly
-#: these fields (tests/test_checkpoint_schema.py holds the two together).
+#: these fields (tests/workload/test_checkpoint_schema.py holds the two together).
 MODEL_CONFIG_FIELDS = {
     "vocab_size": ("int", 1, 2**31 - 1, True),
     "emb_size": ("int", 1, 2**20, False),

@@ -122,7 +122,7 @@ def test_quantized_checkpoint_eval_equals_the_simulator_on_the_same_tokens(dense
 
 
 def test_prune_with_qat_saves_a_quantized_packed_checkpoint(dense, tmp_path):
-    from test_prune import prune
+    from helpers import prune
 
     from sasim.workload.layer_packing import stored_packings
     from sasim.workload.lstm_weights import load_lstm_workload

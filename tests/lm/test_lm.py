@@ -4,24 +4,15 @@ import math
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 from conftest import REPO, SHARED_DATA
+from helpers import write_corpus
 
 from sasim.api.evaluate import evaluate_checkpoint
 from sasim.errors import SasimError
 from sasim.lm.corpus import encode_with_vocab, load_corpus
 from sasim.lm.loading import load_language_model
-
-
-def write_corpus(path, alphabet="abc_", lines=(300, 40, 40), seed=0):
-    rng = np.random.default_rng(seed)
-    path.mkdir(parents=True, exist_ok=True)
-    for split, n in zip(("train", "valid", "test"), lines):
-        text = "".join(" " + " ".join(rng.choice(list(alphabet), size=15)) + " \n" for _ in range(n))
-        (path / f"{split}.txt").write_text(text)
-    return path
 
 
 def test_awd_tokenisation_and_vocab_order(tmp_path):

@@ -52,7 +52,7 @@ def test_quantized_evaluation_carries_state_and_approaches_float(tmp_path):
     import subprocess
     import sys
 
-    from test_lm import write_corpus
+    from helpers import write_corpus
 
     from sasim.lm.corpus import load_corpus
     from sasim.lm.evaluate import evaluate_loss

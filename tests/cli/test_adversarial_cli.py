@@ -249,7 +249,7 @@ def test_corpus_with_bytes_that_are_not_utf8(dense, tmp_path, capsys):
 
 
 def test_resume_with_another_corpus_or_model(tmp_path):
-    from test_lm import write_corpus
+    from helpers import write_corpus
 
     from sasim.errors import SasimError
     from sasim.lm.corpus import load_corpus

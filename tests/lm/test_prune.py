@@ -6,21 +6,12 @@ import sys
 
 import pytest
 import torch
+from helpers import prune
 
 from sasim.api.evaluate import evaluate_checkpoint
 from sasim.lm.loading import load_language_model
 from sasim.workload.layer_packing import stored_packings
 from sasim.workload.lstm_weights import load_lstm_workload
-
-
-def prune(dense, tmp_path, *flags):
-    data, ckpt = dense
-    out = tmp_path / "packed.pt"
-    res = subprocess.run([sys.executable, "-m", "sasim.cli", "prune", "--weights", str(ckpt), "--data", str(data),
-                          "--out", str(out), *map(str, flags)], capture_output=True, text=True,
-                         env={**__import__("os").environ, "TQDM_DISABLE": "1"})
-    assert res.returncode == 0, res.stderr[-3000:]
-    return out
 
 
 def test_prune_packs_and_packed_eval_equals_dense_eval(dense, tmp_path):
@@ -79,7 +70,7 @@ def test_sweep_with_retrain(dense, tmp_path):
     import csv
     import json
 
-    from test_sweep import key_of
+    from helpers import key_of
 
     from sasim.sweep import grid, run_sweep
 

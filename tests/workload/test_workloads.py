@@ -92,7 +92,7 @@ def test_packing_from_the_spec():
 def test_sasim_trained_projection_lstm_loads_and_simulates(tmp_path):
     import numpy as np
     import torch
-    from test_lm import write_corpus
+    from helpers import write_corpus
 
     from sasim.lm.corpus import load_corpus
     from sasim.lm.loading import load_language_model

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_lm import write_corpus
+from helpers import write_corpus
 
 HERE = Path(__file__).parent
+REPO = HERE.parent.parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
 
 
 def torchrun(nproc, *args, cwd, background=False):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = TORCHRUN + [f"--nproc_per_node={nproc}", *map(str, args)]
     if background:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -109,6 +110,6 @@ def test_commands_that_do_not_train_refuse_torchrun(corpus):
     root, _ = corpus
     cmd = TORCHRUN + ["--nproc_per_node=2", "-m", "sasim", "validate", "32x32"]
     done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONPATH": str(HERE.parent)})
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode != 0
     assert "sasim validate runs in one process" in done.stderr

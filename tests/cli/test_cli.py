@@ -92,7 +92,7 @@ def test_plot_pictures(lstm_ckpt, tmp_path):
 
 def test_fixed_point_config_accuracy_uses_integer_arithmetic(tmp_path):
     from conftest import REPO
-    from test_lm import write_corpus
+    from helpers import write_corpus
 
     from sasim.lm.corpus import load_corpus
     from sasim.lm.presets import TrainConfig

@@ -228,7 +228,7 @@ def test_quantized_checkpoint_with_a_bad_activation_scale_is_refused(dense, tmp_
 
 
 def test_projection_as_wide_as_hidden_is_refused(tmp_path):
-    from test_lm import write_corpus
+    from helpers import write_corpus
 
     data = write_corpus(tmp_path / "d")
     line = one_error_line(sasim("train", "--data", data, "--proj-size", "10000", "--out", tmp_path / "m.pt"))

@@ -1,7 +1,7 @@
-"""Run under ``torchrun`` by tests/test_distributed.py: one training job per rank, with every file this rank opens
+"""Run under ``torchrun`` by tests/lm/test_distributed.py: one training job per rank, with every file this rank opens
 for writing recorded (a Python audit hook), and a per-rank report written at the end.
 
-    torchrun --nproc_per_node N tests/distributed_worker.py JOB REPORT_DIR DATA_DIR OUT [DENSE]
+    torchrun --nproc_per_node N tests/lm/distributed_worker.py JOB REPORT_DIR DATA_DIR OUT [DENSE]
 
 JOB is ``train`` (a tiny model, dropout off) or ``prune`` (joint pruning of DENSE with 2 events).
 """

@@ -5,6 +5,7 @@ import json
 
 import pytest
 from conftest import sparse_lstm_checkpoint
+from helpers import key_of
 
 from sasim.sweep import grid, run_sweep
 
@@ -12,12 +13,6 @@ from sasim.sweep import grid, run_sweep
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     return str(sparse_lstm_checkpoint(tmp_path_factory.mktemp("sw") / "l.pt", input_size=10, hidden=12, density=0.3))
-
-
-def key_of(out, point):
-    """The file key the sweep in ``out`` gave ``point`` (label plus input fingerprint), from sweep.json."""
-    listed = json.loads((out / "sweep.json").read_text())["points"]
-    return next(p["key"] for p in listed if p["key"].startswith(point.label + "_"))
 
 
 def rows(out):

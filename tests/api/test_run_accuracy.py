@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_hw
-from test_lm import write_corpus
+from helpers import write_corpus
 
 from sasim.api.combine import combine_checkpoint
 from sasim.lm.corpus import load_corpus
