@@ -2,12 +2,13 @@
 
 SCALE-Sim 3.0.0 fails under numpy 2 (``int()`` of a one-element array in its memory model), so the
 harness installs it with ``numpy<2`` into ``$SASIM_SCALESIM_VENV`` (default
-``~/.cache/sasim/scalesim-venv``) the first time it is asked to, and runs it there. Weight
-stationary dataflow, CALC bandwidth mode (no stalls), no sparsity.
+``~/.cache/sasim/scalesim-venv``) the first time it is asked to, and runs it there. Any of the three
+dataflows (``ws``, ``os``, ``is``), CALC bandwidth mode (no stalls), no sparsity.
 
-Orientation: SCALE-Sim maps the reduction dimension K to the array height and the N outputs to
-its width; sasim's array has outputs on rows and groups (K) on columns. So sasim's ``R x C`` array
-is SCALE-Sim's ``ArrayHeight = C``, ``ArrayWidth = R``.
+Orientation: in every dataflow sasim's array is SCALE-Sim's transposed (docs/dataflows.md): sasim's
+``R x C`` array is SCALE-Sim's ``ArrayHeight = C``, ``ArrayWidth = R``.
+
+    python benchmarks/scalesim_harness.py ROWS COLS [--dataflow ws|os|is] M,N,K ...
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ IfmapOffset: 0
 FilterOffset: 100000000
 OfmapOffset: 200000000
 Bandwidth: 10
-Dataflow: ws
+Dataflow: {dataflow}
 MemoryBanks: 1
 ReadRequestBuffer: 32
 WriteRequestBuffer: 32
@@ -88,8 +89,8 @@ def ensure_scalesim() -> Path:
     return python
 
 
-def scalesim_total_cycles(gemms, rows: int, cols: int) -> tuple[list[int], float]:
-    """SCALE-Sim's weight-stationary ``Total Cycles`` for each ``(M, N, K)`` on sasim's ``rows x cols`` array.
+def scalesim_total_cycles(gemms, rows: int, cols: int, dataflow: str = "ws") -> tuple[list[int], float]:
+    """SCALE-Sim's ``Total Cycles`` for each ``(M, N, K)`` on sasim's ``rows x cols`` array, in ``dataflow``.
 
     Returns
     -------
@@ -101,7 +102,7 @@ def scalesim_total_cycles(gemms, rows: int, cols: int) -> tuple[list[int], float
     python = ensure_scalesim()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "cfg.cfg").write_text(_CONFIG.format(height=cols, width=rows))
+        (tmp / "cfg.cfg").write_text(_CONFIG.format(height=cols, width=rows, dataflow=dataflow))
         topo = ["Layer, M, N, K,"] + [f"g{i}, {m}, {n}, {k}," for i, (m, n, k) in enumerate(gemms)]
         (tmp / "topo.csv").write_text("\n".join(topo) + "\n")
         layout = ["header"] + [f"g{i}, 1,1,1,1,1,1, 0,1,2, 0,1,2, 0,1,2,3, 0,1,2,3," for i in range(len(gemms))]
@@ -117,5 +118,11 @@ def scalesim_total_cycles(gemms, rows: int, cols: int) -> tuple[list[int], float
 
 
 if __name__ == "__main__":
-    cases = [tuple(int(v) for v in arg.split(",")) for arg in sys.argv[3:]]
-    print(scalesim_total_cycles(cases, int(sys.argv[1]), int(sys.argv[2])))
+    args = sys.argv[1:]
+    flow = "ws"
+    if "--dataflow" in args:
+        i = args.index("--dataflow")
+        flow = args[i + 1]
+        del args[i:i + 2]
+    cases = [tuple(int(v) for v in arg.split(",")) for arg in args[2:]]
+    print(scalesim_total_cycles(cases, int(args[0]), int(args[1]), flow))

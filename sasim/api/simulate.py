@@ -261,8 +261,8 @@ def run_workload(spec: RunWorkload, progress_factory=None) -> SimResult:
     batch = workload.batch if spec.batch is None else spec.batch
     steps = workload.steps if spec.steps is None else spec.steps
     packing = spec.packing.grouping() if spec.packing else None
-    if packing is None and workload.layer_packing is not None:
-        packing = workload.layer_packing.model_dump()
+    if packing is None and workload.packing is not None:
+        packing = workload.packing.model_dump()
     count = sum(len(layer.matrices) for layer in expand(workload, batch, steps))
     bar = progress_factory(count, spec.mode == "analytic" and not packing) if progress_factory else None
     try:
