@@ -88,7 +88,7 @@ def _cmd_gemm(args) -> int:
 
     packing = _packing_args(args)
     spec = Gemm(hw=args.hw, m=args.m, n=args.n, k=args.k, density=args.density, timing=args.timing, mode=args.mode,
-                seed=args.seed, packing=Packing(**packing) if packing else None)
+                seed=args.seed, packing=Packing(**packing) if packing else None, dataflow=args.dataflow)
     result = run_gemm(spec)
     hw, total = result.hw, result.total
     lines = [f"latency {total['latency_s'] * 1e6:.3f} us at {hw.clock_hz / 1e9:g} GHz; energy {total['energy_j'] * 1e6:.3f} uJ"]
@@ -97,7 +97,7 @@ def _cmd_gemm(args) -> int:
     if "max_abs_error_vs_numpy" in total:
         lines.append(f"outputs: max |array - numpy| = {total['max_abs_error_vs_numpy']:.3g}")
     _emit(args, f"sasim gemm on {hw.name}: M={args.m} N={args.n} K={args.k} density={args.density} "
-          f"({args.mode}, {args.timing} timing)", hw, result.parts, total, result.settings, lines)
+          f"({hw.array.dataflow}, {args.mode}, {args.timing} timing)", hw, result.parts, total, result.settings, lines)
     return 0
 
 
@@ -110,7 +110,8 @@ def _run_workload(args) -> int:
         raise SasimError("--data needs a trained checkpoint (--weights); a --workload has synthetic weights")
     packing = _packing_args(args)
     spec = RunWorkload(hw=args.hw, workload=args.workload, batch=args.batch, steps=args.steps, timing=args.timing,
-                       mode=args.mode, seed=args.seed, packing=Packing(**packing) if packing else None)
+                       mode=args.mode, seed=args.seed, packing=Packing(**packing) if packing else None,
+                       dataflow=args.dataflow)
     result = run_workload(spec, lambda count, quiet: tqdm(total=count, desc="matrices", disable=quiet, delay=0.5))
     hw, total, info = result.hw, result.total, result.extra
     batch, steps = info["batch"], info["steps"]
@@ -121,7 +122,8 @@ def _run_workload(args) -> int:
              f"{total['energy_j'] / steps * 1e3:.3f} mJ"]
     if "max_abs_error_vs_numpy" in total:
         lines.append(f"outputs: max |array - numpy| = {total['max_abs_error_vs_numpy']:.3g}")
-    _emit(args, f"sasim run: workload {info['name']} on {hw.name}, batch {batch}, {steps} step(s), {args.mode}, "
+    _emit(args, f"sasim run: workload {info['name']} on {hw.name} ({hw.array.dataflow}), batch {batch}, "
+          f"{steps} step(s), {args.mode}, "
           f"{args.timing} timing", hw, result.parts, total, result.settings, lines)
     return 0
 
@@ -141,7 +143,8 @@ def _cmd_run(args) -> int:
     spec = RunCheckpoint(hw=args.hw, weights=resolve_weights(args.weights or default_weights()),
                          batch=1 if args.batch is None else args.batch, steps=1 if args.steps is None else args.steps,
                          timing=args.timing, mode=args.mode, seed=args.seed,
-                         packing=Packing(**packing, **rules) if packing else None, data=args.data, split=args.split)
+                         packing=Packing(**packing, **rules) if packing else None, data=args.data, split=args.split,
+                         dataflow=args.dataflow)
     with tqdm(total=spec.steps, desc="timesteps", disable=spec.steps < 2 or spec.mode == "analytic") as bar:
         result = run_checkpoint(spec, progress=bar)
     hw, total = result.hw, result.total
@@ -172,7 +175,8 @@ def _cmd_run(args) -> int:
 
         plot_run(result.parts, total, hw, args.plot, title=f"{Path(result.workload_path).name} on {hw.name}")
         lines.append(f"wrote {args.plot}")
-    _emit(args, f"sasim run: {result.workload_path} ({result.layout}, {result.layers} LSTM layers) on {hw.name}, "
+    _emit(args, f"sasim run: {result.workload_path} ({result.layout}, {result.layers} LSTM layers) on {hw.name} "
+          f"({hw.array.dataflow}), "
           f"batch {spec.batch}, {spec.steps} step(s), {spec.mode}, {spec.timing} timing", hw, result.parts, total,
           result.settings, lines)
     return 0
@@ -402,9 +406,14 @@ def _add_quant_flags(p) -> None:
                    help="fractional bits of the vector unit's words (default vector-bits - 5)")
 
 
+DATAFLOW_CHOICES = ["weight_stationary", "output_stationary", "input_stationary", "ws", "os", "is"]
+
+
 def _add_sim_flags(p) -> None:
+    p.add_argument("--dataflow", choices=DATAFLOW_CHOICES, metavar="{weight_stationary,output_stationary,"
+                   "input_stationary}", help="replace the config's array.dataflow (SCALE-Sim's ws, os, is also work)")
     p.add_argument("--timing", default="sasim", choices=["sasim", "scalesim"],
-                   help="sasim: double-buffered weight loads (default); scalesim: no overlap, for validation")
+                   help="sasim: double-buffered loads (default); scalesim: no overlap, for validation")
     p.add_argument("--mode", default="cycle", choices=["cycle", "analytic"],
                    help="cycle-level simulation with real values (default), or the closed-form model")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the random inputs (default 0)")

@@ -84,10 +84,13 @@ def naive_combine_prune(w, groups):
     return out
 
 
-def naive_fixed_point_matmul(values, select, group_cols, x, rows, cols, acc_bits, saturate=True):
-    """Integer reference of the array's order of operations: along each tile row the partial sum
-    grows column by column, each step brought into ``acc_bits``; the output accumulator adds the
-    column tiles of a row tile in order, each sum brought into range too. Returns (y, overflows)."""
+def naive_fixed_point_matmul(values, select, group_cols, x, rows, cols, acc_bits, saturate=True,
+                             dataflow="weight_stationary"):
+    """Integer reference of the array's order of operations. Weight and input stationary: along each tile
+    row the partial sum grows column by column (group by group), each step brought into ``acc_bits``; the
+    output accumulator adds the column tiles in order, each sum brought into range too. Output stationary:
+    one PE adds every group's product in order into the sum it holds, each step brought into range.
+    Returns (y, overflows)."""
     n, g = values.shape
     hi, lo = (1 << (acc_bits - 1)) - 1, -(1 << (acc_bits - 1))
     overflows = 0
@@ -103,6 +106,8 @@ def naive_fixed_point_matmul(values, select, group_cols, x, rows, cols, acc_bits
 
     m_ = x.shape[0]
     y = [[0] * n for _ in range(m_)]
+    if dataflow == "output_stationary":
+        cols = g  # one pass over every group, no column tiles
     col_tiles = -(-g // cols)
     for m in range(m_):
         for r in range(n):
@@ -122,38 +127,67 @@ def naive_fixed_point_matmul(values, select, group_cols, x, rows, cols, acc_bits
 def naive_tile_schedule(group_sizes, n_rows, hw, M, timing, resident=True):
     """The tile schedule from first principles, in exact fractions: per-tile costs from bytes and bandwidths,
     then a timeline of explicit events. Returns ``{"beats", "ideal_beats", "cycles", "stall_cycles", "tiles",
-    "weight_cells", "input_words", "output_words", "cell_bytes"}``.
+    "steps", "weight_cells", "input_words", "output_words", "cell_bytes"}``.
 
-    Each tile (row-tile-major) loads its weights (at least C cycles: one column per cycle; longer when its
-    bytes exceed what the weight path carries), then issues M vectors, one every ``k`` beats (``k`` > 1 when one
-    vector's lane words exceed the input SRAM's bytes per beat); the last result leaves R + C - 1 beats after the
-    last vector enters. ``scalesim``: the next load starts when the tile has drained. ``sasim``: the next load
-    starts (into shadow registers) when the tile starts issuing; a tile issues once its weights are in and the
-    previous tile has issued all its vectors.
+    The dataflow is ``hw.array.dataflow``. Each tile (row-tile-major) loads its stationary operand (at least
+    C cycles: one column per cycle; longer when its bytes exceed what its path carries; nothing in output
+    stationary), then streams S items, one every ``k`` beats (``k`` > 1 when one item's bytes exceed what its
+    SRAM carries in a beat); the last item's last MAC is R + C - 2 beats after it enters. ``scalesim``: the next
+    load starts when the tile is done. ``sasim``: the next load starts (into shadow registers) when the tile
+    starts streaming; a tile streams once loaded and once the previous tile has issued all its items.
+
+    * weight stationary: tiles of (outputs x groups); loads weight cells; streams the M vectors, each carrying
+      the lanes of the tile's groups.
+    * output stationary: tiles of (outputs x vectors); streams the G groups, each carrying a weight cell per
+      output row and the group's lanes per vector (the widest group sets every step's pace).
+    * input stationary: tiles of (vectors x groups); loads each vector's lanes of the tile's groups from the
+      input SRAM; streams the N weight rows, each carrying one cell per group.
     """
     from fractions import Fraction
 
+    flow = hw.array.dataflow
     R, C = hw.array.rows, hw.array.cols
     s = hw.arithmetic.act_bits if hw.arithmetic.mode == "bit_serial" else 1
     sizes = [int(g) for g in group_sizes]
+    G = len(sizes)
     biggest = max(sizes) if sizes else 1
     select_bits = 0 if biggest <= 1 else math.ceil(math.log2(biggest))
     cell_bytes = Fraction(hw.arithmetic.weight_bits + select_bits, 8)
     act_bytes = Fraction(hw.arithmetic.act_bits, 8)
     mem = hw.memory
-    bw = Fraction(mem.sram_weight_bw) if resident else min(Fraction(mem.sram_weight_bw), Fraction(mem.dram_bw))
-    in_per_beat = Fraction(mem.sram_input_bw) * s
+    weight_bw = Fraction(mem.sram_weight_bw) if resident else min(Fraction(mem.sram_weight_bw), Fraction(mem.dram_bw))
+    input_bw = Fraction(mem.sram_input_bw)
+
+    def beats(cycles):
+        return math.ceil(Fraction(cycles) / s)
+
+    def blocks(total, size):
+        return [(start, min(size, total - start)) for start in range(0, total, size)]
+
     tiles = []
-    for r0 in range(0, n_rows, R):
-        rows = min(R, n_rows - r0)
-        for c0 in range(0, len(sizes), C):
-            cols = sizes[c0:c0 + C]
-            cells = rows * len(cols)
-            load_cycles = max(C, math.ceil(cells * cell_bytes / bw))
-            lane_words = sum(cols)
-            tiles.append({"rows": rows, "cells": cells, "lane_words": lane_words,
-                          "load": math.ceil(Fraction(load_cycles, s)),
-                          "k": max(1, math.ceil(lane_words * act_bytes / in_per_beat))})
+    if flow == "weight_stationary":
+        steps = M
+        for _r0, rows in blocks(n_rows, R):
+            for c0, cols in blocks(G, C):
+                cells, lanes = rows * cols, sum(sizes[c0:c0 + cols])
+                tiles.append({"load": beats(max(C, math.ceil(cells * cell_bytes / weight_bw))),
+                              "k": max(1, beats(lanes * act_bytes / input_bw)), "weight_cells": cells,
+                              "input_words": lanes * M, "output_words": rows * M})
+    elif flow == "output_stationary":
+        steps = G
+        for _r0, rows in blocks(n_rows, R):
+            for _m0, vectors in blocks(M, C):
+                step = max(rows * cell_bytes / weight_bw, vectors * biggest * act_bytes / input_bw)
+                tiles.append({"load": 0, "k": max(1, beats(step)), "weight_cells": rows * G,
+                              "input_words": vectors * sum(sizes), "output_words": rows * vectors})
+    else:
+        steps = n_rows
+        for _m0, vectors in blocks(M, R):
+            for c0, cols in blocks(G, C):
+                lanes = sum(sizes[c0:c0 + cols])
+                tiles.append({"load": beats(max(C, math.ceil(vectors * lanes * act_bytes / input_bw))),
+                              "k": max(1, beats(cols * cell_bytes / weight_bw)), "weight_cells": cols * n_rows,
+                              "input_words": vectors * lanes, "output_words": vectors * n_rows})
 
     def timeline(loads, ks):
         issue_start = prev_issue_end = None
@@ -161,24 +195,25 @@ def naive_tile_schedule(group_sizes, n_rows, hw, M, timing, resident=True):
         for i, (load, k) in enumerate(zip(loads, ks)):
             load_end = load_start + load
             issue_start = load_end if i == 0 else max(load_end, prev_issue_end)
-            prev_issue_end = issue_start + M * k
-            drained = issue_start + (M - 1) * k + R + C - 1
-            load_start = drained if timing == "scalesim" else issue_start
-        return drained
+            prev_issue_end = issue_start + steps * k
+            done = issue_start + (steps - 1) * k + R + C - 1
+            load_start = done if timing == "scalesim" else issue_start
+        return done
 
-    beats = timeline([t["load"] for t in tiles], [t["k"] for t in tiles])
-    ideal = timeline([math.ceil(Fraction(C, s))] * len(tiles), [1] * len(tiles))
-    return {"beats": beats, "ideal_beats": ideal, "cycles": beats * s, "stall_cycles": (beats - ideal) * s,
-            "tiles": len(tiles), "weight_cells": sum(t["cells"] for t in tiles),
-            "input_words": sum(t["lane_words"] for t in tiles) * M,
-            "output_words": sum(t["rows"] for t in tiles) * M, "cell_bytes": cell_bytes}
+    total = timeline([t["load"] for t in tiles], [t["k"] for t in tiles])
+    ideal_load = 0 if flow == "output_stationary" else beats(C)
+    ideal = timeline([ideal_load] * len(tiles), [1] * len(tiles))
+    return {"beats": total, "ideal_beats": ideal, "cycles": total * s, "stall_cycles": (total - ideal) * s,
+            "tiles": len(tiles), "steps": steps, "cell_bytes": cell_bytes,
+            **{key: sum(t[key] for t in tiles) for key in ("weight_cells", "input_words", "output_words")}}
 
 
 def naive_traffic_and_energy(schedule, hw, M, useful_macs, mux_macs, packed_cells, resident):
     """SRAM and DRAM bytes and energy (pJ) of one matrix product, straight from its words and the config:
-    SRAM moves every loaded weight cell, every input lane word and every partial-sum word written to the output
-    accumulator; DRAM delivers the packed weights once when they fit in the weight SRAM, else every tile load.
-    Every PE passes its registers on for every vector of every tile (``tiles * R * C * M`` PE-vector slots)."""
+    SRAM moves every weight cell loaded or streamed, every input lane word and every partial-sum word written to
+    the output accumulator; DRAM delivers the packed weights once when they fit in the weight SRAM, else every
+    cell the array loads or streams.
+    Every PE passes its registers on for every streamed item of every tile (``tiles * R * C * steps`` slots)."""
     from fractions import Fraction
 
     a, e = hw.arithmetic, hw.energy
@@ -192,7 +227,7 @@ def naive_traffic_and_energy(schedule, hw, M, useful_macs, mux_macs, packed_cell
         ref = e.reference_bits
         mac, mux, reg = (Fraction(a.weight_bits * a.act_bits, ref**2), Fraction(a.act_bits, ref),
                          Fraction(a.act_bits + a.acc_bits, 2 * ref))
-    slots = schedule["tiles"] * hw.array.rows * hw.array.cols * M
+    slots = schedule["tiles"] * hw.array.rows * hw.array.cols * schedule["steps"]
     energy = (useful_macs * Fraction(e.mac_pj) * mac + mux_macs * Fraction(e.mux_select_pj) * mux
               + slots * Fraction(e.register_pj) * reg + sram * Fraction(e.sram_pj_per_byte)
               + dram * Fraction(e.dram_pj_per_byte))

@@ -10,7 +10,7 @@ import torch
 from sasim.combine.column_combine import pack_matrix
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
-from sasim.sim.mapping import map_matrix
+from sasim.sim.mapping import weight_tiles
 from sasim.workload.checkpoint import (
     carried_metadata,
     load_raw,
@@ -79,7 +79,7 @@ def combine_checkpoint(path, out, alpha: int, gamma: float, rule: str = "prune",
         report["tensors"][key] = {k: st[k] for k in ("shape", "groups", "group_sizes", "nonzeros_before",
                                                      "nonzeros_after", "pruned_fraction", "packing_efficiency")}
         if hw is not None:
-            tiles = map_matrix(packed, hw).tiles
+            tiles = weight_tiles(packed, hw)
             report["tensors"][key].update(hw=hw.name, tiles=tiles,
                                           tile_efficiency=packed.nonzeros / (tiles * hw.array.rows * hw.array.cols))
     meta = carried_metadata(raw) if layout == "sasim" else {}

@@ -20,7 +20,7 @@ from sasim.combine.column_combine import RULES, pack_matrix
 from sasim.combine.grouping import POLICIES, validate_grouping_args
 from sasim.combine.packed import DenseShape, PackedMatrix
 from sasim.errors import SasimError
-from sasim.hw.config import HardwareConfig, load_hw_config
+from sasim.hw.config import HardwareConfig, load_hw_config, resolve_dataflow
 from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
 from sasim.quant.checkpoint import stored_quantization
 from sasim.quant.fixed_point_lstm import QuantConfig, score_quantized
@@ -32,6 +32,11 @@ from sasim.sim.workload_sim import cycles_by_kind, simulate_workload
 from sasim.workload.layer_packing import pack_workload, stored_packings, workload_packings
 from sasim.workload.lstm_weights import load_lstm_workload
 from sasim.workload.spec import expand, load_workload
+
+
+def _check_dataflow(dataflow) -> None:
+    if dataflow is not None:
+        resolve_dataflow(dataflow)
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,10 @@ class RunCheckpoint:
     packing: Packing | None = None
     data: str | None = None
     split: str = "test"
+    dataflow: str | None = None  # None: the config's own
 
     def __post_init__(self):
+        _check_dataflow(self.dataflow)
         check_int("batch", self.batch, 1)
         check_int("steps", self.steps, 1)
         check_mode(self.mode, self.timing)
@@ -104,7 +111,7 @@ def run_checkpoint(spec: RunCheckpoint, progress=None) -> RunResult:
     """Load, pack (a packed checkpoint runs with its stored groups), simulate every LSTM layer, and with
     ``spec.data`` score the model with the weights the array holds (in the config's fixed-point arithmetic
     when it has one)."""
-    hw = load_hw_config(spec.hw)
+    hw = load_hw_config(spec.hw, spec.dataflow)
     workload = load_lstm_workload(spec.weights)
     stored = stored_packings(workload)
     packing = asdict(spec.packing) if spec.packing else None
@@ -135,7 +142,7 @@ def run_checkpoint(spec: RunCheckpoint, progress=None) -> RunResult:
         accuracy = (_fixed_point_accuracy(model, raw, hw, spec) if fixed
                     else evaluate_model(model, raw, spec.data, spec.split))
         total.update({k: v for k, v in accuracy.items() if k in ("bpc", "ppl", "loss_nats")})
-    settings = dict(seed=spec.seed, timing=spec.timing, mode=spec.mode, batch=spec.batch, steps=spec.steps,
+    settings = dict(seed=spec.seed, dataflow=hw.array.dataflow, timing=spec.timing, mode=spec.mode, batch=spec.batch, steps=spec.steps,
                     weights=str(workload.path), packing=packing or {"dense": True},
                     data=spec.data and str(spec.data), split=spec.data and spec.split,
                     numerics="float32" if not fixed else
@@ -175,8 +182,10 @@ class Gemm:
     mode: str = "cycle"
     seed: int = 0
     packing: Packing | None = None
+    dataflow: str | None = None  # None: the config's own
 
     def __post_init__(self):
+        _check_dataflow(self.dataflow)
         for name in ("m", "n", "k"):
             check_int(name, getattr(self, name), 1)
         check_float("density", self.density, 0.0, 1.0, low_open=True)
@@ -199,7 +208,7 @@ class SimResult:
 def run_gemm(spec: Gemm) -> SimResult:
     """One seeded random matrix product (values checked against numpy in cycle mode). An analytic run of a dense
     matrix needs only its shape; anything else is refused before allocation when it would not fit in memory."""
-    hw = load_hw_config(spec.hw)
+    hw = load_hw_config(spec.hw, spec.dataflow)
     grouping = spec.packing.grouping() if spec.packing else None
     rng = np.random.default_rng(spec.seed)
     if spec.mode == "analytic" and spec.density == 1 and not grouping:
@@ -220,7 +229,8 @@ def run_gemm(spec: Gemm) -> SimResult:
     res = simulate_matmul(packed, x, hw, spec.m, spec.timing, spec.mode, resident)
     part = WorkPart(name="gemm", rows=spec.n, cols=spec.k, groups=packed.num_groups, nonzeros=packed.nonzeros,
                     nonzeros_before=packed.nonzeros if isinstance(w, DenseShape) else int(np.count_nonzero(w)),
-                    counts=res.counts, steps=1, batch=spec.m, cell_bytes=res.tilemap.cell_bytes)
+                    counts=res.counts, steps=1, batch=spec.m, cell_bytes=res.tilemap.cell_bytes,
+                    lanes=max(packed.max_group_size, 1))
     pm = part_metrics(part, hw, resident)
     total = total_metrics([part], [pm], hw, 1)
     if spec.timing == "scalesim":
@@ -228,7 +238,7 @@ def run_gemm(spec: Gemm) -> SimResult:
     if res.y is not None:
         ref = x @ packed.unpack().T
         total["max_abs_error_vs_numpy"] = float(np.max(np.abs(res.y - ref))) if ref.size else 0.0
-    settings = dict(seed=spec.seed, timing=spec.timing, mode=spec.mode, batch=spec.m, density=spec.density,
+    settings = dict(seed=spec.seed, dataflow=hw.array.dataflow, timing=spec.timing, mode=spec.mode, batch=spec.m, density=spec.density,
                     packing=grouping or {"dense": True})
     return SimResult(hw=hw, parts=[pm], total=total, resident=resident, settings=settings)
 
@@ -245,8 +255,10 @@ class RunWorkload:
     mode: str = "analytic"
     seed: int = 0
     packing: Packing | None = None  # None: the workload's own packing, if it has one
+    dataflow: str | None = None  # None: the config's own
 
     def __post_init__(self):
+        _check_dataflow(self.dataflow)
         check_optional_int("batch", self.batch, 1)
         check_optional_int("steps", self.steps, 1)
         check_mode(self.mode, self.timing)
@@ -256,7 +268,7 @@ class RunWorkload:
 def run_workload(spec: RunWorkload, progress_factory=None) -> SimResult:
     """Simulate a workload; ``extra`` holds ``name``, ``batch``, ``steps`` and ``kinds`` (cycles per token by layer
     type). ``progress_factory(total)`` may return a progress bar over the matrices."""
-    hw = load_hw_config(spec.hw)
+    hw = load_hw_config(spec.hw, spec.dataflow)
     workload = load_workload(spec.workload)
     batch = workload.batch if spec.batch is None else spec.batch
     steps = workload.steps if spec.steps is None else spec.steps
@@ -277,7 +289,7 @@ def run_workload(spec: RunWorkload, progress_factory=None) -> SimResult:
     errors = [p.extra["max_abs_error"] for p in parts if "max_abs_error" in p.extra]
     if errors:
         total["max_abs_error_vs_numpy"] = max(errors)
-    settings = dict(seed=spec.seed, timing=spec.timing, mode=spec.mode, batch=batch, steps=steps,
+    settings = dict(seed=spec.seed, dataflow=hw.array.dataflow, timing=spec.timing, mode=spec.mode, batch=batch, steps=steps,
                     workload=workload.model_dump(), packing=packing or {"dense": True})
     return SimResult(hw=hw, parts=per, total=total, resident=resident, settings=settings,
                      extra=dict(name=workload.name, batch=batch, steps=steps, kinds=kinds))

@@ -28,11 +28,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
+#: The dataflows sasim models (docs/dataflows.md): which operand stays in the PEs while the others move.
+DATAFLOWS = ("weight_stationary", "output_stationary", "input_stationary")
+#: SCALE-Sim's names for them, accepted wherever a dataflow is given.
+DATAFLOW_ALIASES = {"ws": "weight_stationary", "os": "output_stationary", "is": "input_stationary"}
+
+
+def resolve_dataflow(name: str) -> str:
+    """The dataflow ``name`` names: one of :data:`DATAFLOWS`, or SCALE-Sim's ``ws``/``os``/``is``."""
+    flow = DATAFLOW_ALIASES.get(name, name) if isinstance(name, str) else name
+    if flow not in DATAFLOWS:
+        raise SasimError(f"dataflow must be one of {', '.join(DATAFLOWS)} (or ws, os, is); got {name!r}",
+                         param="dataflow")
+    return flow
+
+
 class ArrayConfig(_Strict):
-    rows: int = Field(gt=0, le=65536, description="R: PE rows; array row r computes one output (row of the packed matrix)")
-    cols: int = Field(gt=0, le=65536, description="C: PE columns; array column c holds one group (combined column)")
-    mux_fanin: int = Field(gt=0, le=256, description="input lanes per column and multiplexer inputs per PE; alpha must not exceed it")
-    dataflow: Literal["weight_stationary"] = Field(description="only weight_stationary is modelled now")
+    rows: int = Field(gt=0, le=65536, description=(
+        "R: PE rows; a row computes one output row of the packed matrix (weight and output stationary) or "
+        "serves one input vector (input stationary)"))
+    cols: int = Field(gt=0, le=65536, description=(
+        "C: PE columns; a column holds one group (weight and input stationary) or one input vector (output "
+        "stationary)"))
+    mux_fanin: int = Field(gt=0, le=256, description=(
+        "input lanes per column (weight and output stationary) or input registers per PE (input stationary), "
+        "and multiplexer inputs per PE; alpha must not exceed it"))
+    dataflow: Literal["weight_stationary", "output_stationary", "input_stationary"] = Field(description=(
+        "which operand stays in the PEs: the weights, the outputs, or the inputs (docs/dataflows.md)"))
 
 
 class ArithmeticConfig(_Strict):
@@ -210,10 +232,19 @@ def resolve_hw_path(name_or_path) -> Path:
     raise SasimError(f"hardware config {name_or_path} not found; give a YAML path or one of: {', '.join(shipped)}")
 
 
-def load_hw_config(name_or_path) -> HardwareConfig:
-    """Load and validate a hardware config from a path or a shipped name."""
+def load_hw_config(name_or_path, dataflow: str | None = None) -> HardwareConfig:
+    """Load and validate a hardware config from a path or a shipped name; ``dataflow`` (a name of
+    :data:`DATAFLOWS` or ``ws``/``os``/``is``) replaces the config's ``array.dataflow``."""
     path = resolve_hw_path(name_or_path)
-    return parse_hw_config(read_text_file(path, "hardware config"), str(path))
+    hw = parse_hw_config(read_text_file(path, "hardware config"), str(path))
+    return hw if dataflow is None else with_dataflow(hw, dataflow)
+
+
+def with_dataflow(hw: HardwareConfig, dataflow: str) -> HardwareConfig:
+    """``hw`` with ``array.dataflow`` replaced (validated again, like a config read from a file)."""
+    data = hw.to_dict()
+    data["array"]["dataflow"] = resolve_dataflow(dataflow)
+    return validate_hw_dict(data, hw.name)
 
 
 def field_reference() -> list[tuple[str, str, str]]:

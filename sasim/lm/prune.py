@@ -24,7 +24,7 @@ import torch
 
 from sasim.checks import check_float, check_int
 from sasim.combine.grouping import validate_grouping_args
-from sasim.combine.packed import LayerPacking, PackedMatrix
+from sasim.combine.packed import DenseShape, LayerPacking
 from sasim.combine.torch_api import ColumnCombiner
 from sasim.errors import SasimError
 from sasim.lm.distributed import Ranks, current
@@ -32,7 +32,7 @@ from sasim.lm.fit import Hook, epoch_steps, epoch_tokens, fit
 from sasim.lm.loading import evaluate_model, load_language_model
 from sasim.outputs import save_torch
 from sasim.report.json_report import plain
-from sasim.sim.mapping import map_matrix
+from sasim.sim.mapping import weight_tiles
 from sasim.sim.metrics import accuracy_name
 from sasim.workload.checkpoint import packed_to_tensors, save_checkpoint, stored_packed
 
@@ -125,10 +125,10 @@ def plan_pruning(model, hw, alpha, gamma, rule="prune", policy="paper", section=
     layers, nonzeros, weights = [], 0, 0
     for i, layer in enumerate(packed):
         for key, p in layer.matrices():
-            dense = map_matrix(PackedMatrix.from_dense(np.ones(p.shape, np.float32)), hw).tiles
+            dense = weight_tiles(DenseShape(tuple(p.shape)), hw)
             layers.append({"layer": i, "matrix": key, "shape": list(p.shape), "groups": p.num_groups,
                            "density": density[f"layer{i}"] if key == "gates" else p.nonzeros / (p.shape[0] * p.shape[1]),
-                           "tiles": map_matrix(p, hw).tiles, "dense_tiles": dense})
+                           "tiles": weight_tiles(p, hw), "dense_tiles": dense})
             nonzeros, weights = nonzeros + p.nonzeros, weights + p.shape[0] * p.shape[1]
     return {"layers": layers, "tiles": sum(r["tiles"] for r in layers), "events": records,
             "dense_tiles": sum(r["dense_tiles"] for r in layers), "density": nonzeros / weights}

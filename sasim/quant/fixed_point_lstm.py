@@ -268,7 +268,7 @@ def simulate_quantized_lstm(model, qlayers: list[QuantizedLayer], x: torch.Tenso
         for which, qm in (("gates", q.gates), ("proj", q.projection)):
             if qm is not None:
                 packed = _int_packed(qm)
-                layer[which] = (packed, map_matrix(packed, hw))
+                layer[which] = (packed, map_matrix(packed, hw, batch=x.shape[1]))
         matrices.append(layer)
     overflows = [0]
 

@@ -1,21 +1,26 @@
-"""Private numba kernel of the cycle-level simulator. Call it only through :mod:`sasim.sim.cycle`.
+"""Private numba kernels of the cycle-level simulator. Call them only through :mod:`sasim.sim.cycle`.
 
-The kernel steps the array one *beat* at a time (one cycle bit-parallel, ``act_bits`` cycles
-bit-serial). Each beat it runs, in order:
+One kernel per dataflow (docs/dataflows.md). Each steps the array one *beat* at a time (one cycle
+bit-parallel, ``act_bits`` cycles bit-serial) and runs, every beat, in order:
 
-1. the issue controller: the next tile starts streaming when its weights are loaded and the
-   previous tile has issued all its vectors;
-2. the weight loader: ``sasim`` timing loads the next tile into shadow registers as soon as the
-   current tile has started (double buffering); ``scalesim`` timing only after the previous tile
-   has drained;
-3. input injection: every array column whose skewed slot is due takes one input vector, all lanes
-   of its group, into the bottom of its delay line (a ring buffer of depth R: a value that entered
-   at beat ``t`` is at row ``r`` at beat ``t + r``);
-4. the datapath: each active PE picks the lane named by its select index, multiplies by its
-   weight, adds the partial sum arriving from its left neighbour and passes it right; a row's
-   result leaving column C-1 is added into the output accumulator.
+1. the issue controller: the next tile starts streaming when its stationary operand is loaded and
+   the previous tile has issued all its items;
+2. the loader: ``sasim`` timing loads the next tile into shadow registers as soon as the current
+   tile has started (double buffering); ``scalesim`` timing only after the previous tile is done;
+3. injection: every edge port whose skewed slot is due takes the next streamed item into the first
+   PE of its delay line (a ring buffer: what entered at beat ``t`` is ``j`` PEs on at ``t + j``);
+4. the datapath: each active PE multiplies the weight by the input lane its select index names and
+   adds it to the partial sum it holds or receives.
 
-It returns the counts the metrics need; values land in ``out``.
+Weight stationary (``_simulate_tiles``): vectors enter each column at the bottom, all lanes of its
+group; partial sums move right along rows and leave column C-1 into the output accumulator.
+Input stationary (``_simulate_is_tiles``): weight cells (value and select) enter each column at the
+bottom and move up; each PE holds its vector's lanes of its group; partial sums move right as in
+weight stationary. Output stationary (``_simulate_os_tiles``): weight cells enter each row at the
+left and move right, input lanes enter each column at the bottom and move up, and each PE keeps its
+output's sum until the last group, when the sum leaves for the output buffer.
+
+They return the counts the metrics need; values land in ``out``.
 """
 
 import numpy as np
@@ -25,6 +30,42 @@ from sasim.jit import njit
 # indices into the counts array
 BEATS, USEFUL_MACS, MUX_MACS, INPUT_WORDS, OUTPUT_WORDS, WEIGHT_CELLS, LOADS, OVERFLOWS = range(8)
 NUM_COUNTS = 8
+# indices into a kernel's schedule state
+NEXT_LOAD, NEXT_ISSUE, LOADER_FREE = range(3)
+
+
+@njit
+def _issue(t, state, issue_start, load_end, interval, S):
+    """The issue controller: the next loaded tile starts streaming once the previous one issued all ``S`` items."""
+    j = state[NEXT_ISSUE]
+    if j < state[NEXT_LOAD] and load_end[j] <= t:
+        if j == 0 or t >= issue_start[j - 1] + S * interval[j - 1]:
+            issue_start[j] = t
+            state[NEXT_ISSUE] += 1
+
+
+@njit
+def _control(t, state, issue_start, load_end, retired_at, load_beats, interval, S, overlap, ntiles):
+    """Steps 1 and 2 of beat ``t``: the issue controller, the loader, and the controller again for a tile with
+    nothing to load (output stationary). Returns the tile whose load starts now, or -1."""
+    _issue(t, state, issue_start, load_end, interval, S)
+    started = -1
+    nl = state[NEXT_LOAD]
+    if nl < ntiles and t >= state[LOADER_FREE]:
+        if nl == 0:
+            free = True
+        elif overlap:
+            free = issue_start[nl - 1] >= 0  # shadow registers free once the previous tile swapped in
+        else:
+            free = retired_at[nl - 1] >= 0 and retired_at[nl - 1] < t  # previous tile done
+        if free:
+            load_end[nl] = t + load_beats[nl]
+            state[LOADER_FREE] = load_end[nl]
+            state[NEXT_LOAD] += 1
+            started = nl
+            if load_beats[nl] == 0:
+                _issue(t, state, issue_start, load_end, interval, S)
+    return started
 
 
 @njit
@@ -51,32 +92,15 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
     psum = np.zeros((R, C), dtype=out.dtype)
     zero_in = x[0, 0] - x[0, 0]
     zero_acc = out[0, 0] - out[0, 0]
-    next_load = 0
-    next_issue = 0
+    state = np.zeros(3, dtype=np.int64)
     first_live = 0
-    loader_free = 0
     t = 0
     while first_live < ntiles:
-        # 1. issue controller
-        j = next_issue
-        if j < next_load and load_end[j] <= t:
-            if j == 0 or t >= issue_start[j - 1] + M * interval[j - 1]:
-                issue_start[j] = t
-                next_issue += 1
-        # 2. weight loader
-        if next_load < ntiles and t >= loader_free:
-            if next_load == 0:
-                free = True
-            elif overlap:
-                free = issue_start[next_load - 1] >= 0  # shadow registers free once the previous tile swapped in
-            else:
-                free = retired_at[next_load - 1] >= 0 and retired_at[next_load - 1] < t  # previous tile drained
-            if free:
-                load_end[next_load] = t + load_beats[next_load]
-                loader_free = load_end[next_load]
-                counts[WEIGHT_CELLS] += tile_cells[next_load]
-                counts[LOADS] += 1
-                next_load += 1
+        loaded = _control(t, state, issue_start, load_end, retired_at, load_beats, interval, M, overlap, ntiles)
+        if loaded >= 0:
+            counts[WEIGHT_CELLS] += tile_cells[loaded]
+            counts[LOADS] += 1
+        next_issue = state[NEXT_ISSUE]
         # 3. input injection at the bottom of every column
         slot = t % R
         for i in range(first_live, next_issue):
@@ -170,6 +194,224 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
                                 counts[OVERFLOWS] += 1
                                 out[row, m] = _fit(out[row, m], acc_limit, saturate)
                     if r == R - 1 and m == M - 1:
+                        retired_at[i] = t
+        while first_live < next_issue and retired_at[first_live] >= 0:
+            first_live += 1
+        t += 1
+    counts[BEATS] = t
+    return counts
+
+
+@njit
+def _simulate_is_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nct, M, load_beats, interval,
+                       tile_load_words, overlap, compute_values, out, acc_limit=0, saturate=True):
+    """Input stationary: tile ``i`` holds vectors ``rt*R ..`` on its rows and groups ``ct*C ..`` on its columns
+    (each PE the lanes of its group for its vector); the ``N`` weight rows stream up the columns."""
+    N, G = values.shape
+    ntiles = nrt * nct
+    counts = np.zeros(NUM_COUNTS, dtype=np.int64)
+    issue_start = np.full(ntiles, -1, dtype=np.int64)
+    load_end = np.full(ntiles, -1, dtype=np.int64)
+    retired_at = np.full(ntiles, -1, dtype=np.int64)
+    wbuf = np.zeros((R, C), dtype=values.dtype)  # column c's weight cells: entered at beat t, at row r at t + r
+    sbuf = np.zeros((R, C), dtype=np.int64)
+    psum = np.zeros((R, C), dtype=out.dtype)
+    zero_in = x[0, 0] - x[0, 0]
+    zero_acc = out[0, 0] - out[0, 0]
+    zero_w = values[0, 0] - values[0, 0] if N and G else wbuf[0, 0]
+    state = np.zeros(3, dtype=np.int64)
+    first_live = 0
+    t = 0
+    while first_live < ntiles:
+        loaded = _control(t, state, issue_start, load_end, retired_at, load_beats, interval, N, overlap, ntiles)
+        if loaded >= 0:
+            counts[INPUT_WORDS] += tile_load_words[loaded]
+            counts[LOADS] += 1
+        next_issue = state[NEXT_ISSUE]
+        slot = t % R
+        # 3. weight cells enter every column at the bottom; each meets every vector of the tile on its way up
+        for i in range(first_live, next_issue):
+            rt = i // nct
+            ct = i % nct
+            k = interval[i]
+            vectors = min(R, M - rt * R)
+            for c in range(C):
+                d = t - issue_start[i] - c
+                if d < 0:
+                    break
+                if d % k != 0 or d // k >= N:
+                    continue
+                n = d // k
+                g = ct * C + c
+                if g < G:
+                    w = values[n, g]
+                    wbuf[slot, c] = w
+                    sbuf[slot, c] = select[n, g]
+                    counts[WEIGHT_CELLS] += 1
+                    if w != 0:
+                        counts[USEFUL_MACS] += vectors
+                        if lane_counts[g] > 1:
+                            counts[MUX_MACS] += vectors
+                else:
+                    wbuf[slot, c] = zero_w
+                    sbuf[slot, c] = 0
+        # 4. datapath, oldest tile first, columns right to left within a row
+        for i in range(first_live, next_issue):
+            rt = i // nct
+            col0 = (i % nct) * C
+            k = interval[i]
+            base = t - issue_start[i]
+            span = (N - 1) * k
+            for r in range(R):
+                d = base - r
+                if d < 0:
+                    break
+                m = rt * R + r
+                rslot = slot - r
+                if rslot < 0:
+                    rslot += R
+                if compute_values:
+                    c_hi = d if d < C - 1 else C - 1
+                    c_lo = d - span
+                    if c_lo < 0:
+                        c_lo = 0
+                    if c_lo <= c_hi:
+                        c_hi -= ((c_hi - d) % k + k) % k
+                        for c in range(c_hi, c_lo - 1, -k):
+                            g = col0 + c
+                            acc = psum[r, c - 1] if c > 0 else zero_acc
+                            if g < G and m < M:
+                                col = group_cols[g, sbuf[rslot, c]]
+                                xv = x[m, col] if col >= 0 else zero_in
+                                acc = acc + wbuf[rslot, c] * xv
+                                if acc_limit > 0 and (acc > acc_limit or acc < -acc_limit - 1):
+                                    counts[OVERFLOWS] += 1
+                                    acc = _fit(acc, acc_limit, saturate)
+                            psum[r, c] = acc
+                e = d - (C - 1)  # a result leaves column C-1 into the output accumulator
+                if e >= 0 and e % k == 0 and e // k < N:
+                    n = e // k
+                    if m < M:
+                        counts[OUTPUT_WORDS] += 1
+                        if compute_values:
+                            out[n, m] += psum[r, C - 1]
+                            if acc_limit > 0 and (out[n, m] > acc_limit or out[n, m] < -acc_limit - 1):
+                                counts[OVERFLOWS] += 1
+                                out[n, m] = _fit(out[n, m], acc_limit, saturate)
+                    if r == R - 1 and n == N - 1:
+                        retired_at[i] = t
+        while first_live < next_issue and retired_at[first_live] >= 0:
+            first_live += 1
+        t += 1
+    counts[BEATS] = t
+    return counts
+
+
+@njit
+def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nct, M, load_beats, interval,
+                       overlap, compute_values, out, acc_limit=0, saturate=True):
+    """Output stationary: tile ``i`` holds outputs ``rt*R ..`` on its rows and vectors ``mt*C ..`` on its columns;
+    the ``G`` groups stream through, weight cells from the left, input lanes from the bottom."""
+    N, G = values.shape
+    A = group_cols.shape[1]
+    ntiles = nrt * nct
+    counts = np.zeros(NUM_COUNTS, dtype=np.int64)
+    issue_start = np.full(ntiles, -1, dtype=np.int64)
+    load_end = np.full(ntiles, -1, dtype=np.int64)
+    retired_at = np.full(ntiles, -1, dtype=np.int64)
+    wring = np.zeros((R, C), dtype=values.dtype)  # row r's weight cells: entered at beat t, at column c at t + c
+    sring = np.zeros((R, C), dtype=np.int64)
+    xring = np.zeros((R, C, A), dtype=x.dtype)  # column c's lanes: entered at beat t, at row r at t + r
+    acc = np.zeros((R, C), dtype=out.dtype)
+    zero_in = x[0, 0] - x[0, 0]
+    zero_acc = out[0, 0] - out[0, 0]
+    zero_w = values[0, 0] - values[0, 0]
+    state = np.zeros(3, dtype=np.int64)
+    first_live = 0
+    t = 0
+    while first_live < ntiles:
+        _control(t, state, issue_start, load_end, retired_at, load_beats, interval, G, overlap, ntiles)
+        next_issue = state[NEXT_ISSUE]
+        wslot = t % C
+        xslot = t % R
+        # 3. weight cells enter every row at the left, input lanes every column at the bottom
+        for i in range(first_live, next_issue):
+            rt = i // nct
+            mt = i % nct
+            k = interval[i]
+            vectors = min(C, M - mt * C)
+            for r in range(R):
+                d = t - issue_start[i] - r
+                if d < 0:
+                    break
+                if d % k != 0 or d // k >= G:
+                    continue
+                g = d // k
+                n = rt * R + r
+                if n < N:
+                    w = values[n, g]
+                    wring[r, wslot] = w
+                    sring[r, wslot] = select[n, g]
+                    counts[WEIGHT_CELLS] += 1
+                    if w != 0:  # the cell meets every vector of the tile on its way right
+                        counts[USEFUL_MACS] += vectors
+                        if lane_counts[g] > 1:
+                            counts[MUX_MACS] += vectors
+                else:
+                    wring[r, wslot] = zero_w
+                    sring[r, wslot] = 0
+            for c in range(C):
+                d = t - issue_start[i] - c
+                if d < 0:
+                    break
+                if d % k != 0 or d // k >= G:
+                    continue
+                g = d // k
+                m = mt * C + c
+                if m < M:
+                    counts[INPUT_WORDS] += lane_counts[g]
+                if compute_values:
+                    for lane in range(A):
+                        col = group_cols[g, lane]
+                        xring[xslot, c, lane] = x[m, col] if (m < M and col >= 0) else zero_in
+        # 4. datapath: each active PE adds one product to the sum it holds; after the last group the sum leaves
+        for i in range(first_live, next_issue):
+            rt = i // nct
+            mt = i % nct
+            k = interval[i]
+            base = t - issue_start[i]
+            for r in range(R):
+                d0 = base - r
+                if d0 < 0:
+                    break
+                n = rt * R + r
+                c_last = d0 - (G - 1) * k  # the column doing the last group now
+                if compute_values:
+                    c_hi = d0 if d0 < C - 1 else C - 1
+                    c_lo = c_last if c_last > 0 else 0
+                    if c_lo <= c_hi:
+                        c_hi -= ((c_hi - d0) % k + k) % k
+                        for c in range(c_hi, c_lo - 1, -k):
+                            g = (d0 - c) // k
+                            m = mt * C + c
+                            a = acc[r, c] if g > 0 else zero_acc
+                            if n < N and m < M:
+                                ws = t - c
+                                ws %= C
+                                xs = t - r
+                                xs %= R
+                                a = a + wring[r, ws] * xring[xs, c, sring[r, ws]]
+                                if acc_limit > 0 and (a > acc_limit or a < -acc_limit - 1):
+                                    counts[OVERFLOWS] += 1
+                                    a = _fit(a, acc_limit, saturate)
+                            acc[r, c] = a
+                if 0 <= c_last < C:
+                    m = mt * C + c_last
+                    if n < N and m < M:
+                        counts[OUTPUT_WORDS] += 1
+                        if compute_values:
+                            out[n, m] = acc[r, c_last]
+                    if r == R - 1 and c_last == C - 1:
                         retired_at[i] = t
         while first_live < next_issue and retired_at[first_live] >= 0:
             first_live += 1

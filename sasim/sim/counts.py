@@ -24,10 +24,11 @@ class MatmulCounts:
     mux_macs : int
         Useful MACs in PEs whose group has more than one column (the multiplexer switches).
     pe_vector_slots : int
-        ``tiles * R * C * M``: PE visits by input vectors, useful or not (register movement).
-    input_words, output_words, weight_cells, weight_loads : int
-        Lane words read from the input SRAM, results written to the accumulator, weight cells loaded,
-        and tile loads.
+        ``tiles * R * C * S``: PE-beats of streamed items (``S``: vectors in weight stationary, groups in output
+        stationary, weight rows in input stationary), useful or not (register movement).
+    input_words, output_words, weight_cells, tile_loads : int
+        Lane words read from the input SRAM, results written to the accumulator, weight cells loaded or
+        streamed, and loads of the stationary operand (weight tiles, input tiles; none in output stationary).
     """
 
     cycles: int
@@ -39,7 +40,7 @@ class MatmulCounts:
     input_words: int
     output_words: int
     weight_cells: int
-    weight_loads: int
+    tile_loads: int
 
     def __post_init__(self):
         # every count is a plain non-negative int below 2**62: a wrapped int64 never reaches a report

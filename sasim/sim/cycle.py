@@ -105,30 +105,62 @@ def _check_steppable(packed: PackedMatrix, tm: TileMap, M: int, timing: str) -> 
 
 def _run(packed: PackedMatrix, x: np.ndarray, out_dtype, tm: TileMap, M: int, timing: str, compute_values: bool,
          acc_limit: int = 0, saturate: bool = True) -> tuple[np.ndarray | None, MatmulCounts, int]:
-    """Pad, run the kernel (and, under bandwidth limits, the same schedule at unlimited bandwidth for the
+    """Run the dataflow's kernel (and, under bandwidth limits, the same schedule at unlimited bandwidth for the
     stalls), and turn its raw counts into :class:`MatmulCounts`. Inputs are already validated."""
     n = packed.shape[0]
-    values, select, group_cols, lanes, nz_prefix, mux_prefix = _padded(packed, tm)
-    out = np.zeros((values.shape[0], M if compute_values else 1), dtype=out_dtype)
-    args = (values, select, group_cols, lanes, nz_prefix, mux_prefix, x, n, tm.rows, tm.cols, tm.row_tiles, tm.col_tiles, M)
-    raw = K._simulate_tiles(*args, tm.load_beats, tm.interval, tm.tile_cells, timing == "sasim",
-                            compute_values, out, acc_limit, saturate)
+    overlap = timing == "sasim"
+    if tm.dataflow == "weight_stationary":
+        values, select, group_cols, lanes, nz_prefix, mux_prefix = _padded(packed, tm)
+        out = np.zeros((values.shape[0], M if compute_values else 1), dtype=out_dtype)
+        args = (values, select, group_cols, lanes, nz_prefix, mux_prefix, x, n, tm.rows, tm.cols, tm.row_tiles,
+                tm.col_tiles, M)
+
+        def kernel(load_beats, interval, values_on, out):
+            return K._simulate_tiles(*args, load_beats, interval, tm.tile_cells, overlap, values_on, out, acc_limit,
+                                     saturate)
+    else:
+        values, select, group_cols, lanes = _unpadded(packed)
+        out = np.zeros((n, M) if compute_values else (1, 1), dtype=out_dtype)
+        args = (values, select, group_cols, lanes, x, tm.rows, tm.cols, tm.row_tiles, tm.col_tiles, M)
+        if tm.dataflow == "input_stationary":
+            load_words = np.outer(np.minimum(tm.rows, M - np.arange(tm.row_tiles) * tm.rows),
+                                  np.add.reduceat(lanes, np.arange(0, lanes.size, tm.cols))).ravel()
+
+            def kernel(load_beats, interval, values_on, out):
+                return K._simulate_is_tiles(*args, load_beats, interval, load_words, overlap, values_on, out,
+                                            acc_limit, saturate)
+        else:
+            def kernel(load_beats, interval, values_on, out):
+                return K._simulate_os_tiles(*args, load_beats, interval, overlap, values_on, out, acc_limit, saturate)
+    raw = kernel(tm.load_beats, tm.interval, compute_values, out)
     beats = int(raw[K.BEATS])
     stall_beats = 0
     if tm.bandwidth_limited:
-        ideal = K._simulate_tiles(*args, tm.ideal_load_beats, np.ones_like(tm.interval), tm.tile_cells,
-                                  timing == "sasim", False, np.zeros((values.shape[0], 1), out_dtype))
+        ideal = kernel(tm.ideal_load_beats, tm.ideal_interval, False, np.zeros((1, 1), out_dtype))
         stall_beats = beats - int(ideal[K.BEATS])
     s = tm.cycles_per_beat
     counts = MatmulCounts(
         cycles=beats * s, stall_cycles=stall_beats * s, tiles=tm.tiles,
         useful_macs=int(raw[K.USEFUL_MACS]), mux_macs=int(raw[K.MUX_MACS]),
-        pe_vector_slots=tm.tiles * tm.rows * tm.cols * M, input_words=int(raw[K.INPUT_WORDS]),
+        pe_vector_slots=tm.tiles * tm.rows * tm.cols * tm.steps_for(M), input_words=int(raw[K.INPUT_WORDS]),
         output_words=int(raw[K.OUTPUT_WORDS]), weight_cells=int(raw[K.WEIGHT_CELLS]),
-        weight_loads=int(raw[K.LOADS]),
+        tile_loads=int(raw[K.LOADS]),
     )
-    y = out[:n].T.copy() if compute_values else None
+    if not compute_values:
+        return None, counts, int(raw[K.OVERFLOWS])
+    y = out[:n].T.copy()
     return y, counts, int(raw[K.OVERFLOWS])
+
+
+def _unpadded(packed: PackedMatrix):
+    """The packed matrix as the output- and input-stationary kernels read it (they check bounds themselves)."""
+    integer = np.issubdtype(packed.values.dtype, np.integer)
+    values = np.ascontiguousarray(packed.values, dtype=np.int64 if integer else np.float32)
+    select = np.ascontiguousarray(packed.select, dtype=np.int64)
+    g = packed.num_groups
+    group_cols = np.full((g, max(packed.group_cols.shape[1], 1)), -1, dtype=np.int64)
+    group_cols[:, :packed.group_cols.shape[1]] = packed.group_cols
+    return values, select, group_cols, np.ascontiguousarray(packed.group_sizes, dtype=np.int64)
 
 
 def simulate_fixed_point(packed: PackedMatrix, x: np.ndarray, tm: TileMap, M: int, acc_bits: int,

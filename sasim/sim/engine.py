@@ -34,11 +34,11 @@ def check_mode(mode: str, timing: str) -> None:
         raise SasimError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}", param="timing")
 
 
-def map_any(packed, hw: HardwareConfig, weights_resident: bool = True):
+def map_any(packed, hw: HardwareConfig, weights_resident: bool = True, batch: int | None = None):
     """:func:`map_matrix` of a packed matrix, or the list of its row blocks' maps."""
     if isinstance(packed, RowBlocks):
-        return [map_matrix(b, hw, weights_resident) for b in packed.blocks]
-    return map_matrix(packed, hw, weights_resident)
+        return [map_matrix(b, hw, weights_resident, batch) for b in packed.blocks]
+    return map_matrix(packed, hw, weights_resident, batch)
 
 
 def simulate_matmul(packed: PackedMatrix | RowBlocks | DenseShape, x: np.ndarray | None, hw: HardwareConfig, M: int,
@@ -75,7 +75,7 @@ def simulate_matmul(packed: PackedMatrix | RowBlocks | DenseShape, x: np.ndarray
         raise SasimError(f"groups of up to {packed.max_group_size} columns need mux_fanin >= "
                          f"{packed.max_group_size}, but {hw.name} has {hw.array.mux_fanin}; pack with alpha <= "
                          f"{hw.array.mux_fanin} or use hardware with a wider multiplexer")
-    tm = tilemap or map_matrix(packed, hw, weights_resident)
+    tm = tilemap or map_matrix(packed, hw, weights_resident, M)
     if mode == "cycle" and not hasattr(packed, "values"):
         raise SasimError(f"the cycle-level mode needs the weights of the {packed.shape[0]} x {packed.shape[1]} matrix; "
                          "use --mode analytic, or a workload small enough to materialize")

@@ -56,7 +56,7 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
     """
     check_mode(mode, timing)
     resident = weights_fit(hw, [m for p in packings for m in (p.gates, p.projection) if m is not None])
-    maps = [(map_any(p.gates, hw, resident), p.projection and map_any(p.projection, hw, resident))
+    maps = [(map_any(p.gates, hw, resident, batch), p.projection and map_any(p.projection, hw, resident, batch))
             for p in packings]
     counts = [[None, None] for _ in packings]
     vec = [0] * len(packings)
@@ -105,7 +105,7 @@ def simulate_lstm(workload: LSTMWorkload, packings: list[LayerPacking], hw: Hard
                 name=f"layer{li}.{which}", rows=matrix.shape[0], cols=matrix.shape[1], groups=matrix.num_groups,
                 nonzeros=matrix.nonzeros, nonzeros_before=matrix.stats.get("nonzeros_before", int(np.count_nonzero(dense))),
                 counts=cnt, steps=steps, batch=batch, cells=matrix.cells, vector_cycles=vec[li] if which == "gates" else 0,
-                cell_bytes=hw.cell_bytes(matrix.max_group_size),
+                cell_bytes=hw.cell_bytes(matrix.max_group_size), lanes=max(matrix.max_group_size, 1),
             ))
     return parts, outputs, resident
 

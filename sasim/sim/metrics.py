@@ -18,7 +18,8 @@ DEFINITIONS = {
     "utilization": "useful MACs / (R * C * cycles); useful = nonzero weight x real input",
     "dense_equivalent_utilization": "dense MACs of the original matrix / (R * C * cycles); may exceed 1",
     "packing_efficiency": "nonzero weights / (N * G) cells of the packed matrices",
-    "tile_efficiency": "nonzero weights / (tiles * R * C)",
+    "tile_efficiency": "useful MACs / PE-beats of the tiles' streams (tiles * R * C * streamed items); in weight "
+                       "stationary nonzero weights / (tiles * R * C)",
     "tiles": "array tiles per timestep (all layers)",
     "pruned_fraction": "weights removed by the conflict rule / nonzero weights before combining",
     "latency_s": "cycles / clock",
@@ -28,6 +29,13 @@ DEFINITIONS = {
     "energy_j": "sum of the config's per-action energies over the counted actions (MAC, mux and register energies "
                 "scaled by the fixed-point widths, see energy.reference_bits)",
     "scalesim_total_cycles": "cycles - 1: SCALE-Sim v3 reports the 0-based index of its last cycle",
+    "select_bytes": "select-index bytes moved into the array with the weight cells (loaded in weight stationary, "
+                    "streamed in output and input stationary)",
+    "input_lanes_per_column": "input words each array column carries per beat (weight and output stationary: the "
+                              "widest group; input stationary: 0, the inputs are loaded into the PEs)",
+    "pe_input_registers": "input words each PE holds: the lanes passing through it (weight and output stationary) "
+                          "or its stationary lanes and their shadow copies (input stationary, double-buffered)",
+    "select_bits_per_pe": "bits of the select index each PE holds (ceil(log2 widest group); 0 when dense)",
     "bpc": "bits per character on the named split, with the weights the array holds",
     "ppl": "perplexity on the named split, with the weights the array holds",
 }
@@ -49,6 +57,7 @@ class WorkPart:
     vector_cycles: int = 0
     cell_bytes: float = 4.0
     cells: int = 0  # N * G, or the sum over row blocks; 0 means rows * groups
+    lanes: int = 1  # the widest group (input lanes a PE's multiplexer chooses among)
     extra: dict = field(default_factory=dict)
 
 
@@ -64,13 +73,13 @@ def _energy_pj(hw: HardwareConfig, c: MatmulCounts, sram_bytes: float, dram_byte
 
 
 def _ratios(pes: int, cycles: int, useful: int, dense: int, nonzeros: int, nonzeros_before: int, cells: int,
-            tiles: int) -> dict:
+            slots: int) -> dict:
     """The ratio metrics of docs/contract.md section 4, from summed counts (one matrix or a whole workload)."""
     return {
         "utilization": useful / (pes * cycles) if cycles else 0.0,
         "dense_equivalent_utilization": dense / (pes * cycles) if cycles else 0.0,
         "packing_efficiency": nonzeros / cells if cells else 0.0,
-        "tile_efficiency": nonzeros / (tiles * pes) if tiles else 0.0,
+        "tile_efficiency": useful / slots if slots else 0.0,
         "pruned_fraction": 1 - nonzeros / nonzeros_before if nonzeros_before else 0.0,
     }
 
@@ -98,7 +107,7 @@ def part_metrics(part: WorkPart, hw: HardwareConfig, weights_resident: bool) -> 
         "vector_cycles": part.vector_cycles,
         "stall_cycles": c.stall_cycles,
         **_ratios(pes, cycles, c.useful_macs, _dense_macs(part), part.nonzeros, part.nonzeros_before, _cells(part),
-                  c.tiles // steps),
+                  c.pe_vector_slots),
         "nonzeros": part.nonzeros,
         "nonzeros_before": part.nonzeros_before,
         "useful_macs": c.useful_macs,
@@ -106,7 +115,22 @@ def part_metrics(part: WorkPart, hw: HardwareConfig, weights_resident: bool) -> 
         "dram_bytes": dram,
         "energy_j": _energy_pj(hw, c, sram, dram) * 1e-12,
         "latency_s": cycles / hw.clock_hz,
+        **combining_cost(hw, part.lanes, c.weight_cells),
         **part.extra,
+    }
+
+
+def combining_cost(hw: HardwareConfig, lanes: int, weight_cells: int) -> dict:
+    """What groups of up to ``lanes`` columns cost the array in its dataflow (docs/dataflows.md): input words per
+    column and per PE (input stationary's double-buffered lanes count twice), select bits per PE, and the select
+    bytes moved with ``weight_cells`` weight cells."""
+    select = hw.select_bits(lanes)
+    flow = hw.array.dataflow
+    return {
+        "input_lanes_per_column": 0 if flow == "input_stationary" else lanes,
+        "pe_input_registers": lanes * (2 if flow == "input_stationary" else 1),
+        "select_bits_per_pe": select,
+        "select_bytes": weight_cells * select / 8,
     }
 
 
@@ -119,13 +143,14 @@ def total_metrics(parts: list[WorkPart], per_part: list[dict], hw: HardwareConfi
     nz0 = sum(p.nonzeros_before for p in parts)
     cells = sum(_cells(p) for p in parts)
     tiles = sum(m["tiles"] for m in per_part)
+    slots = sum(p.counts.pe_vector_slots for p in parts)
     return {
         "tiles": tiles,
         "cycles": cycles,
         "array_cycles": sum(m["array_cycles"] for m in per_part),
         "vector_cycles": sum(m["vector_cycles"] for m in per_part),
         "stall_cycles": sum(m["stall_cycles"] for m in per_part),
-        **_ratios(pes, cycles, useful, sum(_dense_macs(p) for p in parts), nz, nz0, cells, tiles),
+        **_ratios(pes, cycles, useful, sum(_dense_macs(p) for p in parts), nz, nz0, cells, slots),
         "nonzeros": nz,
         "nonzeros_before": nz0,
         "useful_macs": useful,
@@ -135,6 +160,9 @@ def total_metrics(parts: list[WorkPart], per_part: list[dict], hw: HardwareConfi
         "latency_s": cycles / hw.clock_hz,
         "cycles_per_step": cycles / max(steps, 1),
         "latency_per_step_s": cycles / max(steps, 1) / hw.clock_hz,
+        **{k: max(m[k] for m in per_part) for k in ("input_lanes_per_column", "pe_input_registers",
+                                                    "select_bits_per_pe") if per_part},
+        "select_bytes": sum(m["select_bytes"] for m in per_part),
     }
 
 

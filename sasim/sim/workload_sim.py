@@ -82,7 +82,7 @@ def simulate_workload(spec: WorkloadSpec, hw: HardwareConfig, batch: int | None 
         parts.append(WorkPart(
             name=op.name, rows=op.rows, cols=op.cols, groups=m.num_groups, nonzeros=m.nonzeros,
             nonzeros_before=nz_before, counts=res.counts.scaled(times), steps=times, batch=op.vectors,
-            vector_cycles=vector, cell_bytes=hw.cell_bytes(m.max_group_size),
+            vector_cycles=vector, cell_bytes=hw.cell_bytes(m.max_group_size), lanes=max(m.max_group_size, 1),
             cells=m.cells, extra=extra))
     return parts, resident
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO
 
 from sasim.errors import SasimError
-from sasim.hw.config import load_hw_config, parse_hw_config, shipped_configs
+from sasim.hw.config import DATAFLOW_ALIASES, load_hw_config, parse_hw_config, shipped_configs
 
 GOOD = (REPO / "hwconfigs" / "8x8.yaml").read_text()
 
@@ -18,6 +18,20 @@ def test_shipped_configs_are_valid():
     for name in names:
         hw = load_hw_config(name)
         assert hw.array.rows == hw.array.cols == int(name.split("x")[0])
+        base, _, flow = name.partition("-")
+        if flow:  # a dataflow twin: the base config with only its name and dataflow changed
+            twin = hw.to_dict()
+            assert twin["array"].pop("dataflow") == DATAFLOW_ALIASES[flow]
+            expected = load_hw_config(base).to_dict()
+            expected["array"].pop("dataflow")
+            assert {**twin, "name": base} == expected
+
+
+def test_dataflow_override_accepts_scalesim_names_and_refuses_others():
+    assert load_hw_config("8x8", "os").array.dataflow == "output_stationary"
+    assert load_hw_config("8x8", "input_stationary").array.dataflow == "input_stationary"
+    with pytest.raises(SasimError, match="dataflow must be one of"):
+        load_hw_config("8x8", "row_stationary")
 
 
 def test_all_problems_reported_at_once_with_paths():
@@ -38,7 +52,8 @@ def test_all_problems_reported_at_once_with_paths():
     (GOOD.replace("weight_bits: 32", "weight_bits: 8"), "float32 arithmetic needs"),
     (GOOD.replace("mode: bit_parallel", "mode: bit_serial"), "bit_serial arithmetic needs"),
     (GOOD.replace("version: 1", "version: 2"), "version"),
-    (GOOD.replace("dataflow: weight_stationary", "dataflow: output_stationary"), "dataflow"),
+    (GOOD.replace("dataflow: weight_stationary", "dataflow: row_stationary"), "array.dataflow"),
+    (GOOD.replace("dataflow: weight_stationary", "dataflow: os"), "array.dataflow"),
     (GOOD.replace("  mux_fanin: 8", ""), "array.mux_fanin: required"),
     (GOOD.replace("rows: 8", "rows: 8.5"), "array.rows"),
 ])

@@ -8,6 +8,7 @@ from naive import naive_fixed_point_matmul
 from sasim.combine.column_combine import pack_matrix
 from sasim.combine.packed import PackedMatrix
 from sasim.errors import SasimError
+from sasim.hw.config import DATAFLOWS
 from sasim.sim.cycle import simulate_fixed_point
 from sasim.sim.mapping import map_matrix
 
@@ -21,14 +22,16 @@ def int_packed(rng, n, k, density, alpha, bits=8):
 
 @pytest.mark.parametrize("acc_bits,saturate", [(32, True), (14, True), (14, False), (10, True)])
 @pytest.mark.parametrize("alpha", [1, 4])
-def test_integer_outputs_bit_exact(acc_bits, saturate, alpha):
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+def test_integer_outputs_bit_exact(acc_bits, saturate, alpha, dataflow):
     rng = np.random.default_rng(acc_bits + alpha)
     p = int_packed(rng, 19, 23, 0.5, alpha)
     x = rng.integers(-127, 128, size=(5, 23)).astype(np.int64)
-    hw = make_hw(4, 6, 8)
-    tm = map_matrix(p, hw)
+    hw = make_hw(4, 6, 8, array__dataflow=dataflow)
+    tm = map_matrix(p, hw, batch=5)
     y, counts, overflows = simulate_fixed_point(p, x, tm, 5, acc_bits, "sasim", saturate)
-    ref, ref_over = naive_fixed_point_matmul(p.values, p.select, p.group_cols, x, 4, 6, acc_bits, saturate)
+    ref, ref_over = naive_fixed_point_matmul(p.values, p.select, p.group_cols, x, 4, 6, acc_bits, saturate,
+                                             dataflow)
     np.testing.assert_array_equal(y, ref)
     assert overflows == ref_over
     if acc_bits == 32:
