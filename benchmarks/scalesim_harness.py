@@ -66,9 +66,9 @@ UseRamulatorTrace: False
 _RUNNER = r"""
 import glob, json, sys, time
 from scalesim.scale_sim import scalesim
-cfg, topo, layout, out = sys.argv[1:5]
+cfg, topo, layout, out, gemm = sys.argv[1:6]
 t = time.time()
-s = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo, layout=layout, input_type_gemm=True)
+s = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo, layout=layout, input_type_gemm=gemm == "1")
 s.run_scale(top_path=out)
 seconds = time.time() - t
 rows = []
@@ -107,14 +107,31 @@ def scalesim_total_cycles(gemms, rows: int, cols: int, dataflow: str = "ws") -> 
         (tmp / "topo.csv").write_text("\n".join(topo) + "\n")
         layout = ["header"] + [f"g{i}, 1,1,1,1,1,1, 0,1,2, 0,1,2, 0,1,2,3, 0,1,2,3," for i in range(len(gemms))]
         (tmp / "layout.csv").write_text("\n".join(layout) + "\n")
-        (tmp / "run.py").write_text(_RUNNER)
-        proc = subprocess.run([str(python), str(tmp / "run.py"), str(tmp / "cfg.cfg"), str(tmp / "topo.csv"),
-                               str(tmp / "layout.csv"), str(tmp / "out")], capture_output=True, text=True, cwd=tmp)
-        if proc.returncode != 0:
-            raise RuntimeError(f"SCALE-Sim failed:\n{proc.stderr[-2000:]}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        return _run(python, tmp, tmp / "cfg.cfg", tmp / "topo.csv", tmp / "layout.csv", gemm=True)
+
+
+def _run(python, tmp: Path, cfg: Path, topo: Path, layout: Path, gemm: bool) -> tuple[list[int], float]:
+    (tmp / "run.py").write_text(_RUNNER)
+    proc = subprocess.run([str(python), str(tmp / "run.py"), str(cfg), str(topo), str(layout), str(tmp / "out"),
+                           "1" if gemm else "0"], capture_output=True, text=True, cwd=tmp)
+    if proc.returncode != 0:
+        raise RuntimeError(f"SCALE-Sim failed:\n{proc.stderr[-2000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
     cycles = [int(row[2]) for row in sorted(result["rows"], key=lambda r: int(r[0]))]
     return cycles, result["seconds"]
+
+
+def scalesim_files_total_cycles(config, topology, gemm: bool = False) -> tuple[list[int], float]:
+    """SCALE-Sim's ``Total Cycles`` per layer for its own ``.cfg`` and topology CSV (what ``sasim scalesim``
+    reads), and its wall time."""
+    python = ensure_scalesim()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rows = [line for line in Path(topology).read_text().splitlines()[1:] if line.strip()]
+        count = sum(int(r.split(",")[5]) if "DP" in r.split(",")[0] and not gemm else 1 for r in rows)
+        layout = ["header"] + [f"l{i}, 1,1,1,1,1,1, 0,1,2, 0,1,2, 0,1,2,3, 0,1,2,3," for i in range(count)]
+        (tmp / "layout.csv").write_text("\n".join(layout) + "\n")
+        return _run(python, tmp, Path(config).resolve(), Path(topology).resolve(), tmp / "layout.csv", gemm)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,49 @@ def _cmd_gemm(args) -> int:
     return 0
 
 
+SCALESIM_COLUMNS = [("layer", "layer", "{}"), ("M", "M", "{:,}"), ("N", "N", "{:,}"), ("K", "K", "{:,}"),
+                    ("scalesim_total_cycles", "SCALE-Sim Total Cycles", "{:,}"), ("tiles", "tiles", "{:,}"),
+                    ("cycles", "sasim cycles", "{:,}"), ("stall_cycles", "stalls", "{:,}"),
+                    ("utilization", "util", "{:.3f}"), ("energy_j", "energy uJ", "{:.3f}")]
+
+
+def _cmd_scalesim(args) -> int:
+    from tqdm.auto import tqdm
+
+    from sasim.api.scalesim import ScaleSimRun, run_scalesim
+    from sasim.api.simulate import Packing
+    from sasim.outputs import check_output_file
+    from sasim.report.json_report import build_records_report, write_json
+    from sasim.report.table import print_records, write_records_csv
+
+    packing = _packing_args(args)
+    spec = ScaleSimRun(config=args.config, topology=args.topology, gemm=args.gemm, hw=args.hw,
+                       packing=Packing(**packing) if packing else None, density=args.density, mode=args.mode,
+                       seed=args.seed, dataflow=args.dataflow)
+    csv_path = check_output_file(args.csv or f"{Path(args.topology).stem}.sasim.csv", "--csv")
+    if args.json:
+        check_output_file(args.json, "--json")
+    result = run_scalesim(spec, lambda count: tqdm(total=count, desc="layers", disable=count < 20, delay=0.5))
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    hw = result.hw
+    rows = [{**r, "energy_j": r["energy_j"] * 1e6} for r in result.records]
+    total = sum(r["scalesim_total_cycles"] for r in result.records)
+    lines = [f"SCALE-Sim Total Cycles is what SCALE-Sim v3.0.0 reports for each dense layer (CALC bandwidth, no "
+             f"overlap); summed over the layers: {total:,}",
+             f"sasim cycles: {'packed ' + str(packing) if packing else 'dense'}, double-buffered, with "
+             f"{args.hw}'s bandwidths and energies at {hw.clock_hz / 1e9:g} GHz"]
+    write_records_csv(result.records, csv_path)
+    lines.append(f"wrote {csv_path}")
+    if args.json:
+        write_json(args.json, build_records_report(hw, result.records, warnings=result.warnings, **result.settings))
+        lines.append(f"wrote {args.json}")
+    print_records(f"sasim scalesim: {result.config.run_name} ({Path(args.topology).name}) on a {hw.array.rows} x "
+                  f"{hw.array.cols} array (SCALE-Sim ArrayHeight {result.config.array_height}, ArrayWidth "
+                  f"{result.config.array_width}), {hw.array.dataflow}", rows, SCALESIM_COLUMNS, lines)
+    return 0
+
+
 def _run_workload(args) -> int:
     from tqdm.auto import tqdm
 
@@ -494,6 +537,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim_flags(p)
     _add_packing_flags(p)
     p.set_defaults(func=_cmd_gemm)
+
+    p = sub.add_parser("scalesim", help="run SCALE-Sim's own .cfg and topology files: its Total Cycles per layer "
+                                        "next to sasim's metrics")
+    p.add_argument("--config", required=True, help="a SCALE-Sim .cfg (array, dataflow, SRAM sizes)")
+    p.add_argument("--topology", required=True, help="a SCALE-Sim topology CSV (convolution layers, or GEMMs with --gemm)")
+    p.add_argument("--gemm", action="store_true", help="the topology holds 'Layer, M, N, K' rows")
+    p.add_argument("--hw", default="32x32", help="sasim config for the clock, arithmetic, bandwidths and energies "
+                                                 "(default 32x32); the array and SRAM sizes come from --config")
+    p.add_argument("--density", type=FLOAT(0, 1, low_open=True), default=1.0,
+                   help="fraction of nonzero seeded random weights (default 1)")
+    p.add_argument("--dataflow", choices=DATAFLOW_CHOICES, help="replace the config's Dataflow")
+    p.add_argument("--mode", default="analytic", choices=["cycle", "analytic"],
+                   help="analytic (default), or cycle-level with real values checked against numpy")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the random weights and inputs (default 0)")
+    p.add_argument("--csv", help="per-layer CSV (default TOPOLOGY_STEM.sasim.csv)")
+    p.add_argument("--json", help="write the JSON report here")
+    _add_packing_flags(p)
+    p.set_defaults(func=_cmd_scalesim)
 
     p = sub.add_parser("run", help="simulate an LSTM checkpoint on the array")
     p.add_argument("--hw", default="32x32", help="hardware config (path or shipped name; default 32x32)")

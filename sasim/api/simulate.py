@@ -209,36 +209,42 @@ def run_gemm(spec: Gemm) -> SimResult:
     """One seeded random matrix product (values checked against numpy in cycle mode). An analytic run of a dense
     matrix needs only its shape; anything else is refused before allocation when it would not fit in memory."""
     hw = load_hw_config(spec.hw, spec.dataflow)
-    grouping = spec.packing.grouping() if spec.packing else None
-    rng = np.random.default_rng(spec.seed)
-    if spec.mode == "analytic" and spec.density == 1 and not grouping:
-        w = packed = DenseShape((spec.n, spec.k))
+    return simulate_gemm(hw, spec.m, spec.n, spec.k, spec.density, spec.timing, spec.mode, spec.seed,
+                         spec.packing.grouping() if spec.packing else None)
+
+
+def simulate_gemm(hw: HardwareConfig, m: int, n: int, k: int, density: float = 1.0, timing: str = "sasim",
+                  mode: str = "analytic", seed: int = 0, grouping: dict | None = None, name: str = "gemm") -> SimResult:
+    """:func:`run_gemm` on a hardware config already loaded (``grouping``: :meth:`Packing.grouping` or None)."""
+    rng = np.random.default_rng(seed)
+    if mode == "analytic" and density == 1 and not grouping:
+        w = packed = DenseShape((n, k))
         x = None
     else:
-        cycle = spec.mode == "cycle"
-        check_memory(weights_memory_bytes([(spec.n, spec.k)]) + (4 * spec.m * spec.k if cycle else 0),
-                     f"the {spec.n} x {spec.k} random matrix" + (f" and {spec.m} input vectors" if cycle else ""),
+        cycle = mode == "cycle"
+        check_memory(weights_memory_bytes([(n, k)]) + (4 * m * k if cycle else 0),
+                     f"the {n} x {k} random matrix" + (f" and {m} input vectors" if cycle else ""),
                      "--mode analytic with --density 1 and no packing needs only the shape"
-                     if cycle or spec.density < 1 or grouping else "")
-        w = rng.standard_normal((spec.n, spec.k)).astype(np.float32)
-        if spec.density < 1:
-            w *= rng.random((spec.n, spec.k)) < spec.density
-        x = rng.standard_normal((spec.m, spec.k)).astype(np.float32) if cycle else None
+                     if cycle or density < 1 or grouping else "")
+        w = rng.standard_normal((n, k)).astype(np.float32)
+        if density < 1:
+            w *= rng.random((n, k)) < density
+        x = rng.standard_normal((m, k)).astype(np.float32) if cycle else None
         packed = pack_matrix(w, mux_fanin=hw.array.mux_fanin, **grouping) if grouping else PackedMatrix.from_dense(w)
     resident = weights_fit(hw, [packed])
-    res = simulate_matmul(packed, x, hw, spec.m, spec.timing, spec.mode, resident)
-    part = WorkPart(name="gemm", rows=spec.n, cols=spec.k, groups=packed.num_groups, nonzeros=packed.nonzeros,
+    res = simulate_matmul(packed, x, hw, m, timing, mode, resident)
+    part = WorkPart(name=name, rows=n, cols=k, groups=packed.num_groups, nonzeros=packed.nonzeros,
                     nonzeros_before=packed.nonzeros if isinstance(w, DenseShape) else int(np.count_nonzero(w)),
-                    counts=res.counts, steps=1, batch=spec.m, cell_bytes=res.tilemap.cell_bytes,
+                    counts=res.counts, steps=1, batch=m, cell_bytes=res.tilemap.cell_bytes,
                     lanes=max(packed.max_group_size, 1))
     pm = part_metrics(part, hw, resident)
     total = total_metrics([part], [pm], hw, 1)
-    if spec.timing == "scalesim":
+    if timing == "scalesim":
         total["scalesim_total_cycles"] = total["cycles"] - 1
     if res.y is not None:
         ref = x @ packed.unpack().T
         total["max_abs_error_vs_numpy"] = float(np.max(np.abs(res.y - ref))) if ref.size else 0.0
-    settings = dict(seed=spec.seed, dataflow=hw.array.dataflow, timing=spec.timing, mode=spec.mode, batch=spec.m, density=spec.density,
+    settings = dict(seed=seed, dataflow=hw.array.dataflow, timing=timing, mode=mode, batch=m, density=density,
                     packing=grouping or {"dense": True})
     return SimResult(hw=hw, parts=[pm], total=total, resident=resident, settings=settings)
 

@@ -32,6 +32,12 @@ def build_report(hw, total: dict, parts: list[dict], **settings) -> dict:
                    "definitions": {k: DEFINITIONS[k] for k in DEFINITIONS if k in total or any(k in p for p in parts)}})
 
 
+def build_records_report(hw, records: list[dict], **settings) -> dict:
+    """A report of one record per layer (``sasim scalesim``), with the definitions of the metrics it holds."""
+    return plain({**run_header(**settings), "hw": hw.to_dict(), "layers": records,
+                  "definitions": {k: DEFINITIONS[k] for k in DEFINITIONS if any(k in r for r in records)}})
+
+
 def write_json(path, report: dict) -> Path:
     """Write a report as strict JSON (a NaN or infinity is an error naming its key), atomically."""
 

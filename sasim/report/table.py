@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
+from sasim.outputs import atomic_write
 from sasim.sim.metrics import DEFINITIONS
 
 COLUMNS = [
@@ -29,6 +33,31 @@ def _fmt(fmt, value):
         return fmt.format(value)
     except (TypeError, ValueError, IndexError, KeyError):
         return str(value)
+
+
+def print_records(title: str, records: list[dict], columns: list[tuple[str, str, str]], extra_lines=(),
+                  console=None) -> None:
+    """Print ``records`` as a table of ``(key, header, format)`` columns, then ``extra_lines``."""
+    console = console or Console(width=160)
+    table = Table(title=title, title_justify="left")
+    for i, (_, header, _) in enumerate(columns):
+        table.add_column(header, justify="left" if i == 0 else "right")
+    for record in records:
+        table.add_row(*(_fmt(fmt, record.get(key)) for key, _, fmt in columns))
+    console.print(table)
+    for line in extra_lines:
+        console.print(line, highlight=False)
+
+
+def write_records_csv(records: list[dict], path) -> Path:
+    """A tidy CSV of ``records``: one row each, the union of their keys as columns in first-seen order, no
+    trailing commas (written atomically)."""
+    fields = list(dict.fromkeys(k for r in records for k in r))
+    with atomic_write(Path(path), newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(records)
+    return Path(path)
 
 
 def print_report(title: str, parts: list[dict], total: dict, extra_lines: list[str] = (), console=None) -> None:
