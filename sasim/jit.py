@@ -12,3 +12,8 @@ JIT = dict(cache=True, nogil=True, fastmath=False)
 def njit(fn):
     """``numba.njit`` with sasim's options."""
     return numba.njit(**JIT)(fn)
+
+
+def njit_inline(fn):
+    """:func:`njit` inlined into its callers at numba's IR level (small helpers called every beat)."""
+    return numba.njit(inline="always", **JIT)(fn)

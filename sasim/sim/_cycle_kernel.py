@@ -25,7 +25,7 @@ They return the counts the metrics need; values land in ``out``.
 
 import numpy as np
 
-from sasim.jit import njit
+from sasim.jit import njit, njit_inline
 
 # indices into the counts array
 BEATS, USEFUL_MACS, MUX_MACS, INPUT_WORDS, OUTPUT_WORDS, WEIGHT_CELLS, LOADS, OVERFLOWS = range(8)
@@ -34,7 +34,7 @@ NUM_COUNTS = 8
 NEXT_LOAD, NEXT_ISSUE, LOADER_FREE = range(3)
 
 
-@njit
+@njit_inline
 def _issue(t, state, issue_start, load_end, interval, S):
     """The issue controller: the next loaded tile starts streaming once the previous one issued all ``S`` items."""
     j = state[NEXT_ISSUE]
@@ -44,7 +44,7 @@ def _issue(t, state, issue_start, load_end, interval, S):
             state[NEXT_ISSUE] += 1
 
 
-@njit
+@njit_inline
 def _control(t, state, issue_start, load_end, retired_at, load_beats, interval, S, overlap, ntiles):
     """Steps 1 and 2 of beat ``t``: the issue controller, the loader, and the controller again for a tile with
     nothing to load (output stationary). Returns the tile whose load starts now, or -1."""
@@ -389,6 +389,9 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
                 if compute_values:
                     c_hi = d0 if d0 < C - 1 else C - 1
                     c_lo = c_last if c_last > 0 else 0
+                    xs = xslot - r  # the lanes row r sees entered at t - r
+                    if xs < 0:
+                        xs += R
                     if c_lo <= c_hi:
                         c_hi -= ((c_hi - d0) % k + k) % k
                         for c in range(c_hi, c_lo - 1, -k):
@@ -396,10 +399,9 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
                             m = mt * C + c
                             a = acc[r, c] if g > 0 else zero_acc
                             if n < N and m < M:
-                                ws = t - c
-                                ws %= C
-                                xs = t - r
-                                xs %= R
+                                ws = wslot - c  # the cell PE (r, c) sees entered row r at t - c
+                                if ws < 0:
+                                    ws += C
                                 a = a + wring[r, ws] * xring[xs, c, sring[r, ws]]
                                 if acc_limit > 0 and (a > acc_limit or a < -acc_limit - 1):
                                     counts[OVERFLOWS] += 1
