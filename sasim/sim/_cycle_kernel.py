@@ -35,6 +35,46 @@ NEXT_LOAD, NEXT_ISSUE, LOADER_FREE = range(3)
 
 
 @njit_inline
+def _schedule_state(ntiles):
+    """Fresh counts and per-tile schedule arrays (issue start, load end, retirement; -1: not yet) and state."""
+    minus = np.full(ntiles, -1, dtype=np.int64)
+    return (np.zeros(NUM_COUNTS, dtype=np.int64), minus.copy(), minus.copy(), minus, np.zeros(3, dtype=np.int64))
+
+
+@njit_inline
+def _first_live(first_live, next_issue, retired_at):
+    """The oldest tile not yet retired (tiles retire in order)."""
+    while first_live < next_issue and retired_at[first_live] >= 0:
+        first_live += 1
+    return first_live
+
+
+@njit_inline
+def _item(d, k, S):
+    """Which streamed item enters a port ``d`` beats after its tile's first (items every ``k`` beats, ``S`` of
+    them): its index, -1 for none now, -2 for none yet (ports further along enter later still)."""
+    if d < 0:
+        return -2
+    if d % k != 0 or d // k >= S:
+        return -1
+    return d // k
+
+
+@njit_inline
+def _enter_cell(values, select, lane_counts, n, g, wbuf, sbuf, a, b, vectors, counts):
+    """Weight cell ``(n, g)`` enters buffer slot ``[a, b]``; on its way across the tile it meets ``vectors``
+    vectors, each a useful MAC when the weight is nonzero (behind a multiplexer when its group is wider than 1)."""
+    w = values[n, g]
+    wbuf[a, b] = w
+    sbuf[a, b] = select[n, g]
+    counts[WEIGHT_CELLS] += 1
+    if w != 0:
+        counts[USEFUL_MACS] += vectors
+        if lane_counts[g] > 1:
+            counts[MUX_MACS] += vectors
+
+
+@njit_inline
 def _issue(t, state, issue_start, load_end, interval, S):
     """The issue controller: the next loaded tile starts streaming once the previous one issued all ``S`` items."""
     j = state[NEXT_ISSUE]
@@ -83,16 +123,12 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
     ntiles = nrt * nct
     A = group_cols.shape[1]
     single_lane = A == 1
-    counts = np.zeros(NUM_COUNTS, dtype=np.int64)
-    issue_start = np.full(ntiles, -1, dtype=np.int64)
-    load_end = np.full(ntiles, -1, dtype=np.int64)
-    retired_at = np.full(ntiles, -1, dtype=np.int64)
+    counts, issue_start, load_end, retired_at, state = _schedule_state(ntiles)
     # registers take the inputs' and the accumulator's number types: float32, or int64 holding fixed-point words
     lane_buf = np.zeros((R, C, A), dtype=x.dtype)
     psum = np.zeros((R, C), dtype=out.dtype)
     zero_in = x[0, 0] - x[0, 0]
     zero_acc = out[0, 0] - out[0, 0]
-    state = np.zeros(3, dtype=np.int64)
     first_live = 0
     t = 0
     while first_live < ntiles:
@@ -195,8 +231,7 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
                                 out[row, m] = _fit(out[row, m], acc_limit, saturate)
                     if r == R - 1 and m == M - 1:
                         retired_at[i] = t
-        while first_live < next_issue and retired_at[first_live] >= 0:
-            first_live += 1
+        first_live = _first_live(first_live, next_issue, retired_at)
         t += 1
     counts[BEATS] = t
     return counts
@@ -209,17 +244,13 @@ def _simulate_is_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
     (each PE the lanes of its group for its vector); the ``N`` weight rows stream up the columns."""
     N, G = values.shape
     ntiles = nrt * nct
-    counts = np.zeros(NUM_COUNTS, dtype=np.int64)
-    issue_start = np.full(ntiles, -1, dtype=np.int64)
-    load_end = np.full(ntiles, -1, dtype=np.int64)
-    retired_at = np.full(ntiles, -1, dtype=np.int64)
+    counts, issue_start, load_end, retired_at, state = _schedule_state(ntiles)
     wbuf = np.zeros((R, C), dtype=values.dtype)  # column c's weight cells: entered at beat t, at row r at t + r
     sbuf = np.zeros((R, C), dtype=np.int64)
     psum = np.zeros((R, C), dtype=out.dtype)
     zero_in = x[0, 0] - x[0, 0]
     zero_acc = out[0, 0] - out[0, 0]
     zero_w = values[0, 0] - values[0, 0] if N and G else wbuf[0, 0]
-    state = np.zeros(3, dtype=np.int64)
     first_live = 0
     t = 0
     while first_live < ntiles:
@@ -236,22 +267,15 @@ def _simulate_is_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
             k = interval[i]
             vectors = min(R, M - rt * R)
             for c in range(C):
-                d = t - issue_start[i] - c
-                if d < 0:
+                d = _item(t - issue_start[i] - c, k, N)
+                if d == -2:
                     break
-                if d % k != 0 or d // k >= N:
+                if d < 0:
                     continue
-                n = d // k
+                n = d
                 g = ct * C + c
                 if g < G:
-                    w = values[n, g]
-                    wbuf[slot, c] = w
-                    sbuf[slot, c] = select[n, g]
-                    counts[WEIGHT_CELLS] += 1
-                    if w != 0:
-                        counts[USEFUL_MACS] += vectors
-                        if lane_counts[g] > 1:
-                            counts[MUX_MACS] += vectors
+                    _enter_cell(values, select, lane_counts, n, g, wbuf, sbuf, slot, c, vectors, counts)
                 else:
                     wbuf[slot, c] = zero_w
                     sbuf[slot, c] = 0
@@ -300,8 +324,7 @@ def _simulate_is_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
                                 out[n, m] = _fit(out[n, m], acc_limit, saturate)
                     if r == R - 1 and n == N - 1:
                         retired_at[i] = t
-        while first_live < next_issue and retired_at[first_live] >= 0:
-            first_live += 1
+        first_live = _first_live(first_live, next_issue, retired_at)
         t += 1
     counts[BEATS] = t
     return counts
@@ -315,10 +338,7 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
     N, G = values.shape
     A = group_cols.shape[1]
     ntiles = nrt * nct
-    counts = np.zeros(NUM_COUNTS, dtype=np.int64)
-    issue_start = np.full(ntiles, -1, dtype=np.int64)
-    load_end = np.full(ntiles, -1, dtype=np.int64)
-    retired_at = np.full(ntiles, -1, dtype=np.int64)
+    counts, issue_start, load_end, retired_at, state = _schedule_state(ntiles)
     wring = np.zeros((R, C), dtype=values.dtype)  # row r's weight cells: entered at beat t, at column c at t + c
     sring = np.zeros((R, C), dtype=np.int64)
     xring = np.zeros((R, C, A), dtype=x.dtype)  # column c's lanes: entered at beat t, at row r at t + r
@@ -326,7 +346,6 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
     zero_in = x[0, 0] - x[0, 0]
     zero_acc = out[0, 0] - out[0, 0]
     zero_w = values[0, 0] - values[0, 0]
-    state = np.zeros(3, dtype=np.int64)
     first_live = 0
     t = 0
     while first_live < ntiles:
@@ -341,32 +360,25 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
             k = interval[i]
             vectors = min(C, M - mt * C)
             for r in range(R):
-                d = t - issue_start[i] - r
-                if d < 0:
+                d = _item(t - issue_start[i] - r, k, G)
+                if d == -2:
                     break
-                if d % k != 0 or d // k >= G:
+                if d < 0:
                     continue
-                g = d // k
+                g = d
                 n = rt * R + r
                 if n < N:
-                    w = values[n, g]
-                    wring[r, wslot] = w
-                    sring[r, wslot] = select[n, g]
-                    counts[WEIGHT_CELLS] += 1
-                    if w != 0:  # the cell meets every vector of the tile on its way right
-                        counts[USEFUL_MACS] += vectors
-                        if lane_counts[g] > 1:
-                            counts[MUX_MACS] += vectors
+                    _enter_cell(values, select, lane_counts, n, g, wring, sring, r, wslot, vectors, counts)
                 else:
                     wring[r, wslot] = zero_w
                     sring[r, wslot] = 0
             for c in range(C):
-                d = t - issue_start[i] - c
-                if d < 0:
+                d = _item(t - issue_start[i] - c, k, G)
+                if d == -2:
                     break
-                if d % k != 0 or d // k >= G:
+                if d < 0:
                     continue
-                g = d // k
+                g = d
                 m = mt * C + c
                 if m < M:
                     counts[INPUT_WORDS] += lane_counts[g]
@@ -415,8 +427,7 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
                             out[n, m] = acc[r, c_last]
                     if r == R - 1 and c_last == C - 1:
                         retired_at[i] = t
-        while first_live < next_issue and retired_at[first_live] >= 0:
-            first_live += 1
+        first_live = _first_live(first_live, next_issue, retired_at)
         t += 1
     counts[BEATS] = t
     return counts
