@@ -232,3 +232,18 @@ def naive_traffic_and_energy(schedule, hw, M, useful_macs, mux_macs, packed_cell
               + slots * Fraction(e.register_pj) * reg + sram * Fraction(e.sram_pj_per_byte)
               + dram * Fraction(e.dram_pj_per_byte))
     return {"sram_bytes": sram, "dram_bytes": dram, "energy_pj": energy}
+
+
+def naive_nm_mask(w, n, m):
+    """N:M by the definition: in each row, walk the blocks of m columns; keep the n largest |w| (nonzero),
+    earlier columns first among equals."""
+    rows, k = w.shape
+    keep = np.zeros((rows, k), dtype=bool)
+    for r in range(rows):
+        for start in range(0, k, m):
+            cols = list(range(start, min(start + m, k)))
+            ranked = sorted(cols, key=lambda c: (-abs(float(w[r, c])), c))
+            for c in ranked[:n]:
+                if w[r, c] != 0:
+                    keep[r, c] = True
+    return keep
