@@ -247,3 +247,20 @@ def naive_nm_mask(w, n, m):
                 if w[r, c] != 0:
                     keep[r, c] = True
     return keep
+
+
+def naive_block_mask(w, block_rows, block_cols, density):
+    """Block pruning by the definition: list every block (row-major) with its L2 norm, keep the
+    ``max(1, round(density * blocks))`` largest (earlier blocks first among equals) that are not all zero."""
+    rows, k = w.shape
+    blocks = []
+    for r0 in range(0, rows, block_rows):
+        for c0 in range(0, k, block_cols):
+            cells = [float(w[r, c]) ** 2 for r in range(r0, min(r0 + block_rows, rows))
+                     for c in range(c0, min(c0 + block_cols, k))]
+            blocks.append((-math.sqrt(sum(cells)), len(blocks), r0, c0))
+    keep = np.zeros((rows, k), dtype=bool)
+    for norm, _, r0, c0 in sorted(blocks)[:max(1, int(round(density * len(blocks))))]:
+        if norm < 0:
+            keep[r0:r0 + block_rows, c0:c0 + block_cols] = True
+    return keep

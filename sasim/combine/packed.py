@@ -136,6 +136,8 @@ class RowBlocks:
     """
 
     blocks: list
+    nonzeros_before: int | None = None  # of the matrix before pruning (None: the blocks' own stats say)
+    pattern_stats: dict = field(default_factory=dict)  # what the pattern that made the blocks records
 
     @property
     def shape(self) -> tuple:
@@ -158,9 +160,33 @@ class RowBlocks:
         return max(b.max_group_size for b in self.blocks)
 
     @property
+    def group_sizes(self) -> np.ndarray:
+        """Every block's group sizes, in block order."""
+        return np.concatenate([b.group_sizes for b in self.blocks])
+
+    @property
+    def mux_nonzeros(self) -> int:
+        return sum(b.mux_nonzeros for b in self.blocks)
+
+    @property
     def stats(self) -> dict:
-        before = sum(b.stats.get("nonzeros_before", b.nonzeros) for b in self.blocks)
-        return {"nonzeros_before": before, "groups": self.num_groups, "blocks": [b.stats for b in self.blocks]}
+        before = self.nonzeros_before
+        if before is None:
+            before = sum(b.stats.get("nonzeros_before", b.nonzeros) for b in self.blocks)
+        return {**self.pattern_stats, "nonzeros_before": before, "nonzeros_after": self.nonzeros,
+                "groups": self.num_groups, "row_blocks": len(self.blocks)}
+
+    @stats.setter
+    def stats(self, value: dict) -> None:
+        """Keep what a stored checkpoint says of the matrix before pruning (as :class:`PackedMatrix` does)."""
+        value = dict(value)
+        self.nonzeros_before = value.pop("nonzeros_before", self.nonzeros_before)
+        self.pattern_stats = {k: v for k, v in value.items() if k not in ("nonzeros_after", "groups", "row_blocks")}
+
+    @property
+    def row_starts(self) -> list[int]:
+        """The first row of each block in the stacked matrix."""
+        return [int(s) for s in np.cumsum([0] + [b.shape[0] for b in self.blocks[:-1]])]
 
     def unpack(self) -> np.ndarray:
         return np.concatenate([b.unpack() for b in self.blocks], axis=0)

@@ -76,6 +76,9 @@ def simulate_matmul(packed: PackedMatrix | RowBlocks | DenseShape, x: np.ndarray
                          f"{packed.max_group_size}, but {hw.name} has {hw.array.mux_fanin}; pack with alpha <= "
                          f"{hw.array.mux_fanin} or use hardware with a wider multiplexer")
     tm = tilemap or map_matrix(packed, hw, weights_resident, M)
+    if packed.num_groups == 0:  # a row block with no live column (block pruning): skipped, its outputs are zeros
+        y = np.zeros((M, packed.shape[0]), np.float32) if mode == "cycle" and x is not None else None
+        return MatmulResult(y=y, counts=MatmulCounts(*[0] * len(MatmulCounts.__dataclass_fields__)), tilemap=tm)
     if mode == "cycle" and not hasattr(packed, "values"):
         raise SasimError(f"the cycle-level mode needs the weights of the {packed.shape[0]} x {packed.shape[1]} matrix; "
                          "use --mode analytic, or a workload small enough to materialize")

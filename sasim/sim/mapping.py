@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sasim.checks import check_events, check_int
-from sasim.combine.packed import PackedMatrix
+from sasim.combine.packed import PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.hw.config import DATAFLOWS, HardwareConfig
 
@@ -92,7 +92,9 @@ def weights_fit(hw: HardwareConfig, matrices) -> bool:
 
 def weight_tiles(packed, hw: HardwareConfig) -> int:
     """``R x C`` blocks of the packed ``N x G`` matrix: the array tiles pruning and combining minimize (in
-    weight stationary, the tiles the array loads; independent of the batch)."""
+    weight stationary, the tiles the array loads; independent of the batch). Row blocks: the sum of theirs."""
+    if isinstance(packed, RowBlocks):
+        return sum(weight_tiles(b, hw) for b in packed.blocks)
     return math.ceil(packed.shape[0] / hw.array.rows) * math.ceil(packed.num_groups / hw.array.cols)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sasim.combine.packed import PackedMatrix
+from sasim.combine.packed import PackedMatrix, RowBlocks
 from sasim.errors import SasimError
 from sasim.outputs import check_output_file, save_torch
 from sasim.workload.checkpoint_schema import layer_sizes, validate_sasim_checkpoint
@@ -158,15 +158,33 @@ def detect_layout(obj: dict) -> str:
     )
 
 
-def packed_to_tensors(prefix: str, packed: PackedMatrix) -> dict:
-    """The packed form as tensors for a checkpoint: values, select, group_cols."""
+def packed_to_tensors(prefix: str, packed: PackedMatrix | RowBlocks) -> dict:
+    """The packed form as tensors for a checkpoint: values, select, group_cols; row blocks (block pruning) as
+    ``prefix.packed_block_rows`` (each block's rows) and each block's tensors under ``prefix.blockJ``."""
+    if isinstance(packed, RowBlocks):
+        out = {f"{prefix}.packed_block_rows": torch.tensor([b.shape[0] for b in packed.blocks], dtype=torch.int64)}
+        for j, block in enumerate(packed.blocks):
+            out.update(packed_to_tensors(f"{prefix}.block{j}", block))
+        return out
     return {f"{prefix}.packed_values": torch.from_numpy(packed.values),
             f"{prefix}.packed_select": torch.from_numpy(packed.select.astype(np.int16)),
             f"{prefix}.packed_groups": torch.from_numpy(packed.group_cols)}
 
 
-def stored_packed(state: dict, prefix: str, shape: tuple) -> PackedMatrix | None:
-    """The packed form saved under ``prefix`` (values, select indices, groups), or None if there is none."""
+def has_packed(state: dict, prefix: str) -> bool:
+    """Whether ``state`` holds a packed form under ``prefix`` (one matrix, or row blocks)."""
+    return f"{prefix}.packed_values" in state or f"{prefix}.packed_block_rows" in state
+
+
+def stored_packed(state: dict, prefix: str, shape: tuple) -> PackedMatrix | RowBlocks | None:
+    """The packed form saved under ``prefix`` (values, select indices, groups; or row blocks of them), or None
+    if there is none."""
+    if f"{prefix}.packed_block_rows" in state:
+        rows = [int(r) for r in state[f"{prefix}.packed_block_rows"].tolist()]
+        if sum(rows) != shape[0] or min(rows, default=0) < 1:
+            raise SasimError(f"the row blocks stored under {prefix} cover {sum(rows)} rows, not {shape[0]}; "
+                             "re-create the checkpoint with sasim combine")
+        return RowBlocks([stored_packed(state, f"{prefix}.block{j}", (r, shape[1])) for j, r in enumerate(rows)])
     if f"{prefix}.packed_values" not in state:
         return None
     return PackedMatrix(values=state[f"{prefix}.packed_values"].float().numpy(),
@@ -186,10 +204,10 @@ def _unpack_compact(state: dict, model_config: dict) -> None:
 
     for i, (inp, hidden, proj) in enumerate(sizes):
         out = proj or hidden
-        if f"rnns.{i}.weight_ih_l0" not in state and f"rnns.{i}.gates.packed_values" in state:
+        if f"rnns.{i}.weight_ih_l0" not in state and has_packed(state, f"rnns.{i}.gates"):
             dense = unpack(f"rnns.{i}.gates", (4 * hidden, inp + out))
             state[f"rnns.{i}.weight_ih_l0"], state[f"rnns.{i}.weight_hh_l0"] = dense[:, :inp], dense[:, inp:]
-        if proj and f"rnns.{i}.weight_hr_l0" not in state and f"rnns.{i}.weight_hr_l0.packed_values" in state:
+        if proj and f"rnns.{i}.weight_hr_l0" not in state and has_packed(state, f"rnns.{i}.weight_hr_l0"):
             state[f"rnns.{i}.weight_hr_l0"] = unpack(f"rnns.{i}.weight_hr_l0", (proj, hidden))
 
 

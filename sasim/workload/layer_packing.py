@@ -84,7 +84,7 @@ def compact_packed_state(state: dict) -> dict:
     """A packed checkpoint's tensors with each LSTM matrix stored once, in packed form: the dense matrices that
     have a packed form and the masks are dropped (loading unpacks them again, bit for bit)."""
 
-    packed = {k[: -len(".packed_values")] for k in state if k.endswith(".packed_values")}
+    packed = {k.rsplit(".", 1)[0] for k in state if k.endswith((".packed_values", ".packed_block_rows"))}
     out = {}
     for key, value in state.items():
         m = re.match(r"rnns\.(\d+)\.(weight_ih_l0|weight_hh_l0|weight_hr_l0|mask_ih|mask_hh|mask_hr)$", key)
