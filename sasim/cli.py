@@ -229,16 +229,23 @@ def _cmd_combine(args) -> int:
     from sasim.api.combine import combine_checkpoint
     from sasim.report.json_report import write_json
 
+    pattern = args.pattern.strip().lower()
     packing = _packing_args(args)
-    if packing is None:
-        raise SasimError("sasim combine needs --alpha and --gamma")
+    if pattern == "combine" and packing is None:
+        raise SasimError("sasim combine needs --alpha and --gamma (or another --pattern: nm:N:M, block:RxC, "
+                         "unstructured)")
+    if pattern != "combine" and packing is not None:
+        raise SasimError(f"--alpha and --gamma are column combining's; the pattern {args.pattern} takes --sparsity "
+                         "(block, unstructured) or nothing (N:M)")
+    if args.sparsity is not None and pattern.startswith("nm"):
+        raise SasimError("an N:M pattern sets its own sparsity (1 - N/M); leave out --sparsity")
     hw = None
     if args.hw:
         from sasim.hw.config import load_hw_config
 
         hw = load_hw_config(args.hw)
     report = combine_checkpoint(args.weights, args.out, tensors=args.tensor, mux_fanin=args.mux_fanin, hw=hw,
-                                **packing)
+                                pattern=pattern, sparsity=args.sparsity or 0.0, **(packing or {}))
     for name, st in report["tensors"].items():
         tiles = f", {st['tiles']} tiles on {st['hw']} (tile_efficiency {st['tile_efficiency']:.4f})" if hw else ""
         print(f"{name}: {st['shape'][0]} x {st['shape'][1]} -> {st['groups']} groups, pruned_fraction "
@@ -318,14 +325,17 @@ def _cmd_prune(args) -> int:
     from sasim.api.prune import Prune, prune
     from sasim.sim.metrics import accuracy_name
 
-    spec = Prune(weights=resolve_weights(args.weights), alphas=tuple(_csv_list(str(args.alpha), int, "--alpha")),
-                 gammas=tuple(_csv_list(str(args.gamma), float, "--gamma")), data=args.data, out=args.out,
+    if args.pattern.strip().lower() == "combine" and (args.alpha is None or args.gamma is None):
+        raise SasimError("sasim prune with column combining needs --alpha and --gamma (or choose another --pattern)")
+    alpha, gamma = (8, 0.5) if args.alpha is None or args.gamma is None else (args.alpha, args.gamma)  # unused then
+    spec = Prune(weights=resolve_weights(args.weights), alphas=tuple(_csv_list(str(alpha), int, "--alpha")),
+                 gammas=tuple(_csv_list(str(gamma), float, "--gamma")), data=args.data, out=args.out,
                  rule=args.rule or "prune", policy=args.policy or "paper",
                  section=256 if args.section is None else args.section, row_cap=args.row_cap,
                  target=args.target_sparsity, epochs=args.epochs, events=args.events,
                  max_train_tokens=args.max_train_tokens, device=args.device, seed=args.seed,
                  qat=_quant_config(args, args.qat_bits) if args.qat_bits else None, qat_epochs=args.qat_epochs,
-                 resume=args.resume, mux_fanin=args.mux_fanin)
+                 resume=args.resume, mux_fanin=args.mux_fanin, pattern=args.pattern)
     if args.dry_run:
         return _prune_dry_run(args, spec)
     if not args.data or not args.out:
@@ -617,14 +627,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prune", help="prune, column-combine and retrain a language model (joint optimization)")
     p.add_argument("--weights", required=True, help="dense sasim checkpoint")
     p.add_argument("--data", help="corpus the model was trained on (required unless --dry-run)")
-    p.add_argument("--alpha", required=True, help="columns per group (one value, or one per layer: 8,8)")
-    p.add_argument("--gamma", required=True, help="conflict budget (one value, or one per layer)")
+    p.add_argument("--pattern", default="combine",
+                   help="sparsity pattern: combine (column combining, default), nm:N:M (e.g. nm:2:4, masks by magnitude "
+                        "within each block of M, one event), block:RxC (whole blocks by L2 norm) or unstructured")
+    p.add_argument("--alpha", help="columns per group (one value, or one per layer: 8,8); needed by combine")
+    p.add_argument("--gamma", help="conflict budget (one value, or one per layer); needed by combine")
     p.add_argument("--rule", choices=["prune", "spill"])
     p.add_argument("--policy")
     p.add_argument("--section", type=INT(0))
     p.add_argument("--row-cap", dest="row_cap", type=INT(0))
     p.add_argument("--target-sparsity", dest="target_sparsity", type=SPARSITY, default=0.9,
-                   help="magnitude pruning rises to target * (1 - 1/alpha); combining adds to it (default 0.9)")
+                   help="combine: magnitude pruning rises to target * (1 - 1/alpha), combining adds to it; "
+                        "unstructured: the sparsity of the weights; block: of the blocks; unused by N:M (default 0.9)")
     p.add_argument("--epochs", type=INT(1, 100_000), default=2, help="retraining epochs (events in the first half)")
     p.add_argument("--events", type=INT(1, 1_000_000), help="pruning events (default 2 per epoch)")
     p.add_argument("--max-train-tokens", dest="max_train_tokens", type=INT(1, 2**62), help="tokens per retraining epoch")
@@ -688,8 +702,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json")
     p.set_defaults(func=_cmd_quantize)
 
-    p = sub.add_parser("combine", help="column-combine the matrices of a checkpoint")
+    p = sub.add_parser("combine", help="column-combine (or prune to another sparsity pattern and pack) the matrices "
+                                       "of a checkpoint")
     p.add_argument("--weights", required=True)
+    p.add_argument("--pattern", default="combine",
+                   help="combine (column combining, default; needs --alpha --gamma), nm:N:M (e.g. nm:2:4), block:RxC "
+                        "(e.g. block:32x32; with --sparsity) or unstructured (with --sparsity)")
+    p.add_argument("--sparsity", type=FLOAT(0, 1, high_open=True),
+                   help="fraction of the blocks (block) or weights (unstructured) to prune by magnitude (default 0)")
     p.add_argument("--out", required=True, help="packed checkpoint to write (.pt)")
     p.add_argument("--tensor", action="append", help="pack this 2-D tensor (repeatable); default: every LSTM matrix")
     p.add_argument("--mux-fanin", dest="mux_fanin", type=INT(1, 256), help="refuse alpha above this multiplexer width")

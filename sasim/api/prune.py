@@ -15,6 +15,7 @@ from pathlib import Path
 from sasim.checks import check_choice, check_device, check_float, check_int, check_optional_int, check_seed
 from sasim.combine.column_combine import RULES, check_fanin
 from sasim.combine.grouping import POLICIES, validate_grouping_args
+from sasim.combine.patterns import Pattern
 from sasim.combine.torch_api import ColumnCombiner
 from sasim.errors import SasimError
 from sasim.hw.config import load_hw_config
@@ -42,8 +43,11 @@ from sasim.workload.checkpoint import carried_metadata
 def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", policy="paper", section=256, row_cap=None,
                      target=0.9, epochs=2, events=None, max_train_tokens=None, device="cpu", seed=1,
                      splits=("valid", "test"), show_progress=True, qat=None, qat_epochs=1, validate=True,
-                     resume: bool = False) -> dict:
+                     resume: bool = False, pattern: str = "combine") -> dict:
     """Prune, combine and retrain a dense sasim checkpoint; save the packed checkpoint and its JSON.
+
+    ``pattern`` (``combine``, ``nm:N:M``, ``block:RxC``, ``unstructured``) chooses the sparsity pattern the masks
+    and the packed form follow (see :func:`sasim.lm.prune.pattern_targets`).
 
     With ``qat`` (a :class:`sasim.quant.fixed_point_lstm.QuantConfig`), the retrained model is then fine-tuned
     quantization-aware for ``qat_epochs`` with its masks and groups frozen, and saved as a quantized
@@ -64,7 +68,7 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
     progress = Path(out).with_name(Path(out).stem + ".latest.pt")
     packed, summary = prune_combine_retrain(model, train_data, valid_data, cfg, alphas, gammas, rule, policy, section,
                                             target, epochs, events, row_cap, show_progress, log=log,
-                                            progress_path=progress, resume=resume)
+                                            progress_path=progress, resume=resume, pattern=pattern)
     quant_meta = {}
     if qat is not None:
         scales = layer_scales(calibrate_lstm(model, calibration_batch(ids["train"], 20_000).to(dev), qat))
@@ -74,7 +78,7 @@ def prune_checkpoint(weights, data_dir, out, alphas, gammas, rule="prune", polic
         quant_meta = {"quantization": quantization_meta(qat, qlayers, qat=qat_summary)}
         summary["qat"] = qat_summary
     model.cpu().eval()
-    params = dict(alpha=alphas[0] if len(set(alphas)) == 1 else alphas,
+    params = dict(pattern=Pattern.parse(pattern).name, alpha=alphas[0] if len(set(alphas)) == 1 else alphas,
                   gamma=gammas[0] if len(set(gammas)) == 1 else gammas, rule=rule, policy=policy, section=section,
                   row_cap=row_cap, target_sparsity=target, epochs=epochs)
     summary["density"] = density_report(model)
@@ -118,6 +122,7 @@ class Prune:
     qat_epochs: int = 1
     resume: bool = False
     mux_fanin: int | None = None
+    pattern: str = "combine"
 
     def __post_init__(self):
         if not self.alphas or not self.gammas:
@@ -134,7 +139,9 @@ class Prune:
         check_device("device", self.device)
         check_seed(self.seed)
         check_int("qat_epochs", self.qat_epochs, 1)
-        if self.mux_fanin is not None:
+        pattern = Pattern.parse(self.pattern)
+        pattern.check_fanin(self.mux_fanin, "the given")
+        if self.mux_fanin is not None and pattern.kind == "combine":
             check_fanin(max(self.alphas), self.mux_fanin, "the given")
 
 
@@ -156,7 +163,7 @@ def prune(spec: Prune) -> PruneResult:
     result = prune_checkpoint(spec.weights, spec.data, spec.out, list(spec.alphas), list(spec.gammas), spec.rule,
                               spec.policy, spec.section, spec.row_cap, spec.target, spec.epochs, spec.events,
                               spec.max_train_tokens, spec.device, spec.seed, qat=spec.qat, qat_epochs=spec.qat_epochs,
-                              resume=spec.resume)
+                              resume=spec.resume, pattern=spec.pattern)
     evaluated = result.pop("eval")
     return PruneResult(out=str(spec.out), summary=result, eval=evaluated)
 
@@ -165,9 +172,10 @@ def rehearse(spec: Prune, hw: str) -> dict:
     """The pruning events of ``spec`` on the dense weights without training, and the tiles of the result on
     ``hw``'s array (see :func:`sasim.lm.prune.plan_pruning`); adds ``events`` and ``hw``."""
     model, _, alphas, gammas = load_dense_for_pruning(spec.weights, spec.alphas, spec.gammas)
-    events = spec.events or default_events(spec.epochs)
+    pattern = Pattern.parse(spec.pattern)
+    events = spec.events or (1 if pattern.kind in ("nm", "dense") else default_events(spec.epochs))
     config = load_hw_config(hw)
     plan = plan_pruning(model, config, alphas, gammas, spec.rule, spec.policy, spec.section, spec.target, events,
-                        spec.row_cap)
+                        spec.row_cap, pattern)
     return {**plan, "event_count": events, "array": f"{config.array.rows}x{config.array.cols}"}
 

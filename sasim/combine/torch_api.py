@@ -6,6 +6,10 @@
 >>> ...                       # train; LSTMLayer applies its masks on every forward
 >>> packed = combiner.squash()  # bake masks into the weights; return the packed form per layer
 
+With ``pattern=`` (``nm:2:4``, ``block:32x32``, ``unstructured``; :class:`sasim.combine.patterns.Pattern`) the
+same object keeps the masks and packed form of another sparsity pattern instead: ``step(sparsity)`` repacks
+each masked matrix with it (block pruning drops blocks up to ``sparsity``).
+
 Works on :class:`sasim.lm.model.LSTMLanguageModel` (its layers read ``mask_ih``/``mask_hh``/``mask_hr``
 on every forward, so masked weights stay zero through weight drop, weight decay and optimizer steps).
 """
@@ -16,7 +20,8 @@ import numpy as np
 import torch
 
 from sasim.combine.column_combine import pack_matrix
-from sasim.combine.packed import LayerPacking, PackedMatrix
+from sasim.combine.packed import LayerPacking, PackedMatrix, RowBlocks
+from sasim.combine.patterns import Pattern
 from sasim.errors import SasimError
 
 
@@ -29,9 +34,11 @@ class ColumnCombiner:
     alpha, gamma, rule, policy, section, row_cap
         Packing parameters (see :func:`sasim.combine.column_combine.pack_matrix`); ``alpha`` and ``gamma`` may
         be per-layer lists.
+    pattern : Pattern or str, optional
+        The sparsity pattern (default ``combine``: column combining with the parameters above).
     """
 
-    def __init__(self, model, alpha, gamma, rule="prune", policy="paper", section=256, row_cap=None):
+    def __init__(self, model, alpha, gamma, rule="prune", policy="paper", section=256, row_cap=None, pattern=None):
         self.model = model
         n = len(model.rnns)
         self.alpha = list(alpha) if isinstance(alpha, (list, tuple)) else [alpha] * n
@@ -39,6 +46,7 @@ class ColumnCombiner:
         if len(self.alpha) != n or len(self.gamma) != n:
             raise SasimError(f"per-layer alpha/gamma need {n} entries")
         self.kw = dict(rule=rule, policy=policy, section=section, row_cap=row_cap)
+        self.pattern = Pattern.parse(pattern) if isinstance(pattern, str) else (pattern or Pattern("combine"))
         self.packed: list[LayerPacking | None] = [None] * n  # set by step()
 
     def prepare(self) -> "ColumnCombiner":
@@ -56,9 +64,15 @@ class ColumnCombiner:
             out.append(("hr", rnn.weight_hr_l0))
         return out
 
+    def _pack(self, layer: int, matrix: np.ndarray, sparsity: float):
+        if self.pattern.kind == "combine":
+            return pack_matrix(matrix, self.alpha[layer], self.gamma[layer], **self.kw)
+        return self.pattern.pack(matrix, sparsity)
+
     @torch.no_grad()
-    def step(self) -> dict:
-        """Regroup each layer's masked matrices from scratch and combine-prune; update the masks.
+    def step(self, sparsity: float = 0.0) -> dict:
+        """Regroup each layer's masked matrices from scratch and combine-prune (or repack them with the pattern,
+        block pruning to ``sparsity`` of the blocks); update the masks.
 
         Masks only shrink: a weight outside the current mask stays pruned. Returns per-layer stats.
         """
@@ -68,7 +82,7 @@ class ColumnCombiner:
                 raise SasimError("call prepare() before step()")
             w_ih = (rnn.weight_ih_l0 * rnn.mask_ih).cpu().numpy()
             w_hh = (rnn.weight_hh_l0 * rnn.mask_hh).cpu().numpy()
-            gates = pack_matrix(np.concatenate([w_ih, w_hh], 1), self.alpha[li], self.gamma[li], **self.kw)
+            gates = self._pack(li, np.concatenate([w_ih, w_hh], 1), sparsity)
             keep = gates.unpack() != 0
             rnn.mask_ih.copy_(torch.from_numpy(keep[:, : w_ih.shape[1]]).to(rnn.mask_ih))
             rnn.mask_hh.copy_(torch.from_numpy(keep[:, w_ih.shape[1]:]).to(rnn.mask_hh))
@@ -76,7 +90,7 @@ class ColumnCombiner:
             proj = None
             if rnn.proj_size:
                 w_hr = (rnn.weight_hr_l0 * rnn.mask_hr).cpu().numpy()
-                proj = pack_matrix(w_hr, self.alpha[li], self.gamma[li], **self.kw)
+                proj = self._pack(li, w_hr, sparsity)
                 rnn.mask_hr.copy_(torch.from_numpy(proj.unpack() != 0).to(rnn.mask_hr))
                 stats[f"layer{li}.proj"] = proj.stats
             self.packed[li] = LayerPacking(gates, proj)
@@ -115,8 +129,11 @@ class ColumnCombiner:
         return out
 
 
-def _refill(packed: PackedMatrix, weight: np.ndarray) -> PackedMatrix:
+def _refill(packed: PackedMatrix | RowBlocks, weight: np.ndarray) -> PackedMatrix | RowBlocks:
     """The same groups and select indices, with values taken from ``weight`` (masked cells stay zero)."""
+    if isinstance(packed, RowBlocks):
+        return RowBlocks([_refill(b, weight[r0:r0 + b.shape[0]]) for b, r0 in zip(packed.blocks, packed.row_starts)],
+                         nonzeros_before=packed.nonzeros_before, pattern_stats=dict(packed.pattern_stats))
     cols = packed.selected_columns()
     rows = np.arange(weight.shape[0])[:, None]
     values = np.where(packed.values != 0, weight[rows, cols], 0).astype(np.float32)

@@ -25,6 +25,7 @@ import torch
 from sasim.checks import check_float, check_int
 from sasim.combine.grouping import validate_grouping_args
 from sasim.combine.packed import DenseShape, LayerPacking
+from sasim.combine.patterns import packing_stats
 from sasim.combine.torch_api import ColumnCombiner
 from sasim.errors import SasimError
 from sasim.lm.distributed import Ranks, current
@@ -84,17 +85,36 @@ def load_dense_for_pruning(weights, alphas, gammas) -> tuple:
     return model, raw, alphas, gammas
 
 
-def _pruning_event(model, combiner: ColumnCombiner, magnitude_target: list[float], frac: float) -> dict:
-    """One pruning event: magnitude-prune each layer to ``frac`` of its target, then regroup and combine-prune."""
+def pattern_targets(combiner: ColumnCombiner, target: float) -> tuple[list[float], float]:
+    """``(magnitude sparsity per layer, block sparsity)`` a pruning run with ``combiner``'s pattern aims for.
+
+    * ``combine``: magnitudes to ``target * (1 - 1/alpha)``, combining removes the conflicts on top;
+    * ``unstructured``: magnitudes to ``target``;
+    * ``block``: no weight-wise pruning, ``target`` of the blocks;
+    * ``nm``: neither, the pattern sets the density (``n / m``);
+    * ``dense``: nothing (the matched dense control).
+    """
+    kind, layers = combiner.pattern.kind, len(combiner.alpha)
+    if kind == "combine":
+        return [target * (1 - 1 / a) for a in combiner.alpha], 0.0
+    if kind == "unstructured":
+        return [target] * layers, 0.0
+    return [0.0] * layers, target if kind == "block" else 0.0
+
+
+def _pruning_event(model, combiner: ColumnCombiner, magnitude_target: list[float], frac: float,
+                   block_target: float = 0.0) -> dict:
+    """One pruning event: magnitude-prune each layer to ``frac`` of its target, then regroup and combine-prune (or
+    repack with the pattern, block pruning to ``frac`` of ``block_target``)."""
     magnitude_prune_masks(model.rnns, [goal * frac for goal in magnitude_target])
-    stats = combiner.step()
-    return {"magnitude_sparsity": [g * frac for g in magnitude_target],
+    stats = combiner.step(block_target * frac)
+    return {"magnitude_sparsity": [g * frac for g in magnitude_target], "block_sparsity": block_target * frac,
             "pruned_fraction": {k: v["pruned_fraction"] for k, v in stats.items()},
             "groups": {k: v["groups"] for k, v in stats.items()}}
 
 
 def rehearse_pruning(model, alpha, gamma, rule="prune", policy="paper", section=256, target=0.9, events=2,
-                     row_cap=None) -> tuple[list, list]:
+                     row_cap=None, pattern=None) -> tuple[list, list]:
     """Run the pruning events of :func:`prune_combine_retrain` on ``model`` in place, with no training between
     them; return ``(packed layers, event records)``.
 
@@ -104,15 +124,15 @@ def rehearse_pruning(model, alpha, gamma, rule="prune", policy="paper", section=
     """
     check_float("target_sparsity", target, 0.0, 1.0, low_open=True, high_open=True)
     check_int("events", events, 1)
-    combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap).prepare()
-    magnitude_target = [target * (1 - 1 / a) for a in combiner.alpha]
-    records = [{"event": i, **_pruning_event(model, combiner, magnitude_target, i / events)}
+    combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap, pattern).prepare()
+    magnitude_target, block_target = pattern_targets(combiner, target)
+    records = [{"event": i, **_pruning_event(model, combiner, magnitude_target, i / events, block_target)}
                for i in range(1, events + 1)]
     return combiner.squash(), records
 
 
 def plan_pruning(model, hw, alpha, gamma, rule="prune", policy="paper", section=256, target=0.9, events=2,
-                 row_cap=None) -> dict:
+                 row_cap=None, pattern=None) -> dict:
     """Rehearse the pruning events on ``model`` (in place, see :func:`rehearse_pruning`) and count the tiles of
     the result on ``hw``'s array.
 
@@ -120,7 +140,7 @@ def plan_pruning(model, hw, alpha, gamma, rule="prune", policy="paper", section=
     "tiles", "dense_tiles", "density", "events"}`` (density: nonzero fraction of all LSTM weights).
     """
 
-    packed, records = rehearse_pruning(model, alpha, gamma, rule, policy, section, target, events, row_cap)
+    packed, records = rehearse_pruning(model, alpha, gamma, rule, policy, section, target, events, row_cap, pattern)
     density = density_report(model)
     layers, nonzeros, weights = [], 0, 0
     for i, layer in enumerate(packed):
@@ -136,7 +156,7 @@ def plan_pruning(model, hw, alpha, gamma, rule="prune", policy="paper", section=
 
 def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule="prune", policy="paper",
                           section=256, target=0.9, epochs=2, events=None, row_cap=None, show_progress=True,
-                          log=print, progress_path=None, resume: bool = False) -> tuple[list, dict]:
+                          log=print, progress_path=None, resume: bool = False, pattern=None) -> tuple[list, dict]:
     """Run the joint optimization on ``model`` in place; return ``(packed layers, summary)``.
 
     Parameters
@@ -148,11 +168,16 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
         Optimizer settings (lr, clip, bptt, weight decay); ``cfg.epochs`` is ignored for ``epochs``.
     alpha, gamma : int/float or per-layer lists
     target : float
-        Final sparsity the magnitude part aims for is ``target * (1 - 1/alpha)``; combining adds to it.
+        Final sparsity the magnitude part aims for is ``target * (1 - 1/alpha)``; combining adds to it. With
+        another pattern see :func:`pattern_targets` (unstructured: ``target`` of the weights; block: ``target`` of
+        the blocks; N:M: unused).
     epochs : int
         Retraining epochs in total (events in the first half, then fine-tuning).
     events : int, optional
-        Pruning events (default: :func:`default_events`, two per retraining epoch, at least two).
+        Pruning events (default: :func:`default_events`, two per retraining epoch, at least two; N:M: one, at
+        the first step, then the masks stay frozen, as ASP does).
+    pattern : Pattern or str, optional
+        ``combine`` (default), ``nm:N:M``, ``block:RxC`` or ``unstructured``.
     progress_path : path, optional
         Where to save the run's state after every epoch (weights, masks, groups, optimizer, random state, event
         schedule and curve), atomically; a killed run then resumes from its last finished epoch.
@@ -164,15 +189,16 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     if events is not None:
         check_int("events", events, 1)
     ranks = current()
-    combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap).prepare()
+    combiner = ColumnCombiner(model, alpha, gamma, rule, policy, section, row_cap, pattern).prepare()
     total = epoch_steps(train_data, cfg) * epochs  # the optimizer steps fit will take
-    events = events or default_events(epochs)
+    events = events or (1 if combiner.pattern.kind in ("nm", "dense") else default_events(epochs))
     schedule = _event_steps(total, events)
-    magnitude_target = [target * (1 - 1 / a) for a in combiner.alpha]
+    magnitude_target, block_target = pattern_targets(combiner, target)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    settings = {"alpha": list(combiner.alpha), "gamma": list(combiner.gamma), **combiner.kw, "target": target,
-                "epochs": epochs, "schedule": schedule, "train_shape": list(train_data.shape)}
-    events_hook = _PruningEvents(model, combiner, schedule, magnitude_target, ranks)
+    settings = {"pattern": combiner.pattern.name, "alpha": list(combiner.alpha), "gamma": list(combiner.gamma),
+                **combiner.kw, "target": target, "epochs": epochs, "schedule": schedule,
+                "train_shape": list(train_data.shape)}
+    events_hook = _PruningEvents(model, combiner, schedule, magnitude_target, ranks, block_target)
     curve, first_epoch, seconds_before = [], 0, 0.0
     saved = None
     if resume and progress_path is not None:
@@ -192,7 +218,8 @@ def prune_combine_retrain(model, train_data, valid_data, cfg, alpha, gamma, rule
     events_hook.finish()
     packed = combiner.squash()
     summary = {"events": events_hook.history, "curve": curve, "seconds": seconds_before + time.time() - t0,
-               "schedule": schedule, "magnitude_target": magnitude_target, "steps": total,
+               "schedule": schedule, "pattern": combiner.pattern.name, "magnitude_target": magnitude_target,
+               "block_target": block_target, "steps": total,
                "tokens": epoch_tokens(train_data, cfg) * epochs}
     return packed, summary
 
@@ -202,8 +229,9 @@ class _PruningEvents(Hook):
     checks that its masks and groups equal every other rank's."""
 
     def __init__(self, model, combiner: ColumnCombiner, schedule: list[int], magnitude_target: list[float],
-                 ranks: Ranks):
+                 ranks: Ranks, block_target: float = 0.0):
         self.model, self.combiner, self.schedule, self.magnitude_target = model, combiner, schedule, magnitude_target
+        self.block_target = block_target
         self.ranks = ranks
         self.state = {"step": 0, "event": 0}
         self.history: list[dict] = []
@@ -212,7 +240,8 @@ class _PruningEvents(Hook):
         state = self.state
         if state["event"] < len(self.schedule) and state["step"] == self.schedule[state["event"]]:
             state["event"] += 1
-            record = _pruning_event(self.model, self.combiner, self.magnitude_target, state["event"] / len(self.schedule))
+            record = _pruning_event(self.model, self.combiner, self.magnitude_target, state["event"] / len(self.schedule),
+                                    self.block_target)
             self.history.append({"step": state["step"], "event": state["event"], **record})
             self.ranks.check_same(f"masks and groups after pruning event {state['event']}",
                                   _masks_and_groups(self.model, self.combiner))
@@ -234,7 +263,8 @@ def _masks_and_groups(model, combiner: ColumnCombiner) -> list[torch.Tensor]:
     tensors = [buf for name, buf in model.named_buffers() if ".mask_" in name]
     for layer in combiner.packed:
         for _, p in (layer.matrices() if layer else []):
-            tensors += [torch.from_numpy(np.ascontiguousarray(t)) for t in (p.values, p.select)]
+            for block in getattr(p, "blocks", [p]):
+                tensors += [torch.from_numpy(np.ascontiguousarray(t)) for t in (block.values, block.select)]
     return tensors
 
 
@@ -281,6 +311,7 @@ def _read_progress(path, settings) -> dict | None:
         raise SasimError(f"cannot resume from {path} ({type(exc).__name__}); delete it to start afresh") from None
     if not isinstance(ck, dict) or ck.get("format") != "sasim-prune-progress":
         raise SasimError(f"{path} is not the progress file of a sasim prune run; delete it to start afresh")
+    ck["settings"].setdefault("pattern", "combine")  # progress files from before patterns were column combining
     if ck["settings"] != plain(settings):
         differ = [k for k in settings if ck["settings"].get(k) != plain(settings).get(k)]
         raise SasimError(f"cannot resume from {path}: it was made with other settings ({', '.join(differ)}); "
@@ -338,13 +369,7 @@ def packing_meta(packed_layers: list[LayerPacking], params: dict) -> dict:
     tensors = {}
     for i, layer in enumerate(packed_layers):
         for key, p in layer.matrices():
-            name = _tensor_name(i, key)
-            n, k = p.shape
-            tensors[name] = {"shape": [n, k], "groups": p.num_groups,
-                             "group_sizes": {int(s): int((p.group_sizes == s).sum()) for s in np.unique(p.group_sizes)},
-                             "nonzeros_after": p.nonzeros, "nonzeros_before": p.stats.get("nonzeros_before"),
-                             "pruned_fraction": p.stats.get("pruned_fraction"),
-                             "packing_efficiency": p.nonzeros / max(p.cells, 1)}
+            tensors[_tensor_name(i, key)] = packing_stats(p)
     return {"packing": params, "tensors": tensors}
 
 

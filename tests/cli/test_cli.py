@@ -64,7 +64,37 @@ def test_combine_then_run_packed_checkpoint(lstm_ckpt, tmp_path):
     assert sasim("run", "--hw", "8x8", "--weights", packed).returncode == 0
 
 
+@pytest.mark.parametrize("pattern,flags,groups", [("nm:2:4", (), 14), ("block:8x4", ("--sparsity", 0.5), None),
+                                                  ("unstructured", ("--sparsity", 0.5), 28)])
+def test_combine_with_each_pattern_then_run_it(lstm_ckpt, tmp_path, pattern, flags, groups):
+    import numpy as np
+
+    packed, report = tmp_path / "packed.pt", tmp_path / "c.json"
+    res = sasim("combine", "--weights", lstm_ckpt, "--pattern", pattern, *flags, "--out", packed, "--json", report,
+                "--hw", "8x8")
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(report.read_text())
+    stats = rep["tensors"]["rnns.0.gates"]
+    assert rep["packing"]["pattern"] == pattern and stats["shape"] == [64, 28]
+    if groups is not None:
+        assert stats["groups"] == groups
+    w = (torch.load(packed, weights_only=True)["state_dict"]["rnns.0.weight_ih_l0"]).numpy()
+    if pattern == "nm:2:4":
+        assert all((np.count_nonzero(w[:, c:c + 4], axis=1) <= 2).all() for c in range(0, 12, 4))
+    run = sasim("run", "--hw", "8x8", "--weights", packed, "--json", tmp_path / "r.json")
+    assert run.returncode == 0, run.stderr
+    total = json.loads((tmp_path / "r.json").read_text())["total"]
+    assert total["tiles"] == sum(t["tiles"] for t in rep["tensors"].values())
+
+
 @pytest.mark.parametrize("args,needle", [
+    (["combine", "--weights", "W.pt", "--out", "o.pt", "--pattern", "nm:2:4", "--alpha", 4, "--gamma", 1],
+     "--alpha and --gamma are column combining's"),
+    (["combine", "--weights", "W.pt", "--out", "o.pt", "--pattern", "nm:2:4", "--sparsity", 0.5], "leave out --sparsity"),
+    (["combine", "--weights", "W.pt", "--out", "o.pt", "--pattern", "nm:5:4"], "n < m"),
+    (["combine", "--weights", "W.pt", "--out", "o.pt", "--pattern", "nm:2:32", "--hw", "8x8"], "mux_fanin"),
+    (["combine", "--weights", "W.pt", "--out", "o.pt", "--pattern", "combine", "--sparsity", 0.5], "needs --alpha"),
+    (["combine", "--weights", "W.pt", "--out", "o.pt", "--pattern", "diagonal"], "cannot read the pattern"),
     (["gemm", "--hw", "8x8", "--m", 0, "--n", 3, "--k", 3], "--m must be positive"),
     (["gemm", "--hw", "8x8", "--m", 2, "--n", 3, "--k", 3, "--alpha", 4], "both --alpha and --gamma"),
     (["gemm", "--hw", "8x8", "--m", 2, "--n", 3, "--k", 3, "--rule", "spill"], "only applies when packing"),

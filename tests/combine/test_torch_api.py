@@ -1,6 +1,7 @@
 """The torch-style combining API: masks hold through training, never regrow, and squash is exact."""
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -68,3 +69,38 @@ def test_spill_with_gamma_zero_loses_nothing():
     stats = combiner.step()
     assert all(s["pruned_fraction"] == 0 for s in stats.values())
     assert all(torch.all(rnn.mask_ih == 1) for rnn in model.rnns)
+
+
+@pytest.mark.parametrize("pattern", ["nm:2:4", "block:4x4", "unstructured"])
+def test_pattern_masks_never_regrow_and_keep_their_structure(pattern):
+    from sasim.combine.patterns import Pattern
+    from sasim.lm.prune import magnitude_prune_masks
+
+    model = small_model(proj=0)
+    combiner = ColumnCombiner(model, alpha=4, gamma=0.5, pattern=pattern).prepare()
+    shape = Pattern.parse(pattern)
+    previous = None
+    for event, sparsity in enumerate((0.25, 0.5, 0.75)):
+        if shape.kind == "unstructured":
+            magnitude_prune_masks(model.rnns, [sparsity] * 2)
+        combiner.step(sparsity if shape.kind == "block" else 0.0)
+        masks = {k: v.clone() for k, v in model.state_dict().items() if "mask" in k}
+        if previous is not None:
+            assert all(torch.all(masks[k] <= previous[k]) for k in masks), "a mask regrew"
+        previous = masks
+        train_steps(model)
+    packed = combiner.squash()
+    for rnn, layer in zip(model.rnns, packed):
+        w = torch.cat([rnn.weight_ih_l0, rnn.weight_hh_l0], 1).detach().numpy()
+        np.testing.assert_array_equal(layer.gates.unpack(), w)  # squash is exact in every pattern
+        if shape.kind == "nm":
+            for c0 in range(0, w.shape[1], 4):
+                assert (np.count_nonzero(w[:, c0:c0 + 4], axis=1) <= 2).all()
+        elif shape.kind == "block":
+            for r0 in range(0, w.shape[0], 4):
+                for c0 in range(0, w.shape[1], 4):
+                    alive = np.count_nonzero(w[r0:r0 + 4, c0:c0 + 4])
+                    assert alive in (0, 16)  # whole blocks, kept or pruned
+            assert abs(1 - np.count_nonzero(w) / w.size - 0.75) < 0.05
+        else:
+            assert abs(1 - np.count_nonzero(w) / w.size - 0.75) < 0.01

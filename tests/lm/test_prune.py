@@ -177,3 +177,31 @@ def test_finetune_keeps_masks_and_groups_and_scores_the_saved_weights(dense, tmp
     assert "packing" not in raw and raw["finetune"][-1]["density"] == {"layer0": 1.0, "layer1": 1.0}
     assert raw["finetune"][-1]["eval"]["test"] == evaluate_checkpoint(control, data, "test")["bpc"]
     assert raw["finetune"][-1]["eval"]["test"] != evaluate_checkpoint(ckpt, data, "test")["bpc"]  # it trained
+
+
+@pytest.mark.parametrize("pattern,flags", [("nm:2:4", ()), ("block:8x8", ("--target-sparsity", 0.5)),
+                                           ("unstructured", ("--target-sparsity", 0.75))])
+def test_prune_with_another_pattern_keeps_its_structure_through_retraining(dense, tmp_path, pattern, flags):
+    import numpy as np
+
+    from sasim.combine.packed import RowBlocks
+
+    out = prune(dense, tmp_path, "--pattern", pattern, "--epochs", 1, *flags)
+    raw = torch.load(out, weights_only=True)
+    assert raw["packing"]["packing"]["pattern"] == pattern and raw["prune"]["pattern"] == pattern
+    assert len(raw["prune"]["events"]) == (1 if pattern.startswith("nm") else 2)
+    packs = stored_packings(load_lstm_workload(out))  # unpacks exactly to the retrained weights (checked inside)
+    for p in packs:
+        w = p.gates.unpack()
+        if pattern.startswith("nm"):
+            assert p.gates.max_group_size == 4
+            assert all((np.count_nonzero(w[:, c:c + 4], axis=1) <= 2).all() for c in range(0, w.shape[1], 4))
+        elif pattern.startswith("block"):
+            assert isinstance(p.gates, RowBlocks) and p.gates.max_group_size == 1
+            alive = [np.count_nonzero(w[r:r + 8, c:c + 8]) for r in range(0, w.shape[0], 8)
+                     for c in range(0, w.shape[1], 8)]
+            assert all(a in (0, 64) for a in alive) and abs(alive.count(0) / len(alive) - 0.5) < 0.1
+        else:
+            assert p.gates.max_group_size == 1 and abs(1 - np.count_nonzero(w) / w.size - 0.75) < 0.01
+    data, _ = dense
+    assert evaluate_checkpoint(out, data, "test")["bpc"] == pytest.approx(raw["prune"]["eval"]["test"], rel=1e-9)
