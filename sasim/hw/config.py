@@ -108,6 +108,33 @@ class EnergyConfig(_Strict):
         "SRAM and DRAM energies are per byte, so they follow the widths through the byte counts"))
 
 
+class AreaConfig(_Strict):
+    """Silicon area of the array's parts (docs/hwconfig.md names each default's source)."""
+
+    technology_nm: float = Field(40.0, gt=0, le=1000, description=(
+        "the node the area and static-power constants are given at (informational: sasim does not scale them)"))
+    fp32_multiplier_um2: float = Field(8970.0, ge=0, le=1e9, description=(
+        "one float32 multiplier (float32 configs)"))
+    fp32_adder_um2: float = Field(4360.0, ge=0, le=1e9, description="one float32 adder (float32 configs)")
+    int32_multiplier_um2: float = Field(6350.0, ge=0, le=1e9, description=(
+        "one 32 x 32-bit integer multiplier; fixed-point configs scale it by weight_bits * act_bits / 32^2"))
+    int32_adder_um2: float = Field(278.0, ge=0, le=1e9, description=(
+        "one 32-bit integer adder; fixed-point configs scale it by acc_bits / 32"))
+    register_um2_per_bit: float = Field(5.98, ge=0, le=1e9, description=(
+        "one flip-flop: weight and select registers, input lanes (a systolic register chain per lane), partial sums"))
+    mux_um2_per_input_bit: float = Field(1.575, ge=0, le=1e9, description=(
+        "one 2:1 multiplexer bit; a PE choosing among L lanes of act_bits needs (L - 1) * act_bits of them"))
+    sram_um2_per_bit: float = Field(0.96, ge=0, le=1e9, description="one SRAM bit, periphery included")
+
+
+class StaticPowerConfig(_Strict):
+    """Leakage: the power the array and its SRAM draw whether they compute or not."""
+
+    logic_uw_per_um2: float = Field(0.0123, ge=0, le=1e6, description=(
+        "leakage of the PEs' logic per square micrometre of their area"))
+    sram_uw_per_kib: float = Field(1.806, ge=0, le=1e9, description="leakage of one KiB of SRAM")
+
+
 class HardwareConfig(_Strict):
     """A validated hardware configuration (schema version 1)."""
 
@@ -119,6 +146,8 @@ class HardwareConfig(_Strict):
     memory: MemoryConfig
     vector_unit: VectorUnitConfig
     energy: EnergyConfig
+    area: AreaConfig = Field(default_factory=AreaConfig, description="silicon area per component (defaults: 40 nm)")
+    static_power: StaticPowerConfig = Field(default_factory=StaticPowerConfig, description="leakage power")
 
     @field_validator("version", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sasim.hw.area import array_cost
 from sasim.hw.config import HardwareConfig
 from sasim.sim.counts import MatmulCounts
 
@@ -36,6 +37,10 @@ DEFINITIONS = {
     "pe_input_registers": "input words each PE holds: the lanes passing through it (weight and output stationary) "
                           "or its stationary lanes and their shadow copies (input stationary, double-buffered)",
     "select_bits_per_pe": "bits of the select index each PE holds (ceil(log2 widest group); 0 when dense)",
+    "area_mm2": "silicon area of the R x C PEs (MAC, registers, and multiplexers as wide as the widest group) plus "
+                "the weight, input and output SRAM (docs/model.md, area and static power)",
+    "static_energy_j": "leakage energy: the array's and SRAM's static power times the run's latency (cycles / clock)",
+    "energy_per_token_j": "(energy_j + static_energy_j) / tokens (streams x timesteps; input vectors of a GEMM)",
     "bpc": "bits per character on the named split, with the weights the array holds",
     "ppl": "perplexity on the named split, with the weights the array holds",
 }
@@ -163,7 +168,23 @@ def total_metrics(parts: list[WorkPart], per_part: list[dict], hw: HardwareConfi
         **{k: max(m[k] for m in per_part) for k in ("input_lanes_per_column", "pe_input_registers",
                                                     "select_bits_per_pe") if per_part},
         "select_bytes": sum(m["select_bytes"] for m in per_part),
+        **_area_and_static_energy(parts, hw, cycles, steps, sum(m["energy_j"] for m in per_part)),
     }
+
+
+def _area_and_static_energy(parts: list[WorkPart], hw: HardwareConfig, cycles: int, steps: int,
+                            dynamic_j: float) -> dict:
+    """Area of the array built for the workload's widest group, its leakage over the run, and the energy per
+    token (dynamic plus static)."""
+    if not parts:
+        return {}
+    cost = array_cost(hw, max(p.lanes for p in parts))
+    static = cost["static_power_w"] * cycles / hw.clock_hz
+    tokens = parts[0].batch * max(steps, 1)
+    return {"area_mm2": cost["area_mm2"], "array_area_mm2": cost["array_area_mm2"],
+            "sram_area_mm2": cost["sram_area_mm2"], "pe_area_um2": cost["pe_area_um2"],
+            "static_power_w": cost["static_power_w"], "static_energy_j": static,
+            "energy_per_token_j": (dynamic_j + static) / tokens}
 
 
 def accuracy_name(scores: dict) -> str:
