@@ -75,3 +75,28 @@ def dense(tmp_path_factory):
                       dropout_i=0.1, dropout_o=0.1, weight_drop=0.1, lr=3e-3, epochs=2, seed=5)
     train(load_corpus(data), cfg, root / "dense.pt", show_progress=False)
     return data, root / "dense.pt"
+
+
+SHIPPED_EVAL_TESTS = ("test_shipped_model_reproduces_its_recorded_bpc",
+                      "test_shipped_packed_model_reproduces_its_recorded_bpc_and_is_small")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Start the shipped models' test-split evaluations (minutes each) in the background as soon as a test that
+    needs them is selected, so that they run beside the rest of the suite (tests/shipped_eval.py)."""
+    import shipped_eval
+
+    wanted = [item for item in items if item.originalname in SHIPPED_EVAL_TESTS]
+    if not wanted or not (SHARED_DATA / "ptb-char").is_dir():
+        return
+    models = [REPO / "models" / "ptb-char-small.pt"] + sorted((REPO / "models").glob("ptb-char-packed*.pt"))
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="sasim-shipped-eval-"))
+    shipped_eval.start([m for m in models if m.is_file()], SHARED_DATA / "ptb-char", out)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shipped_eval
+
+    shipped_eval.stop()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import shipped_eval
 import torch
 from conftest import REPO, SHARED_DATA
 from helpers import write_corpus
@@ -105,8 +106,8 @@ SHIPPED = REPO / "models" / "ptb-char-small.pt"
 def test_shipped_model_reproduces_its_recorded_bpc():
     raw = torch.load(SHIPPED, weights_only=True)
     recorded = raw["eval"]["test_bpc"]
-    got = evaluate_checkpoint(SHIPPED, SHARED_DATA / "ptb-char", split="test")
-    assert got["bpc"] == pytest.approx(recorded, abs=2e-4)
+    got = shipped_eval.test_bpc(SHIPPED, SHARED_DATA / "ptb-char")  # computed beside the suite (conftest.py)
+    assert got == pytest.approx(recorded, abs=2e-4)
     assert recorded <= 1.45
 
 
@@ -122,8 +123,8 @@ def test_shipped_packed_model_reproduces_its_recorded_bpc_and_is_small(shipped):
     raw = torch.load(shipped, weights_only=True)
     assert shipped.stat().st_size < 4 * 2**20 and "rnns.0.weight_ih_l0" not in raw["state_dict"]
     assert stored_packings(load_lstm_workload(shipped)) is not None
-    got = evaluate_checkpoint(shipped, SHARED_DATA / "ptb-char", split="test")
-    assert got["bpc"] == pytest.approx(raw["eval"]["test_bpc"], abs=2e-4)
+    got = shipped_eval.test_bpc(shipped, SHARED_DATA / "ptb-char")
+    assert got == pytest.approx(raw["eval"]["test_bpc"], abs=2e-4)
 
 
 def test_a_packed_model_is_shipped():
