@@ -279,7 +279,8 @@ def _cmd_sweep(args) -> int:
     weights = resolve_weights(args.weights)
     load_lstm_workload(weights)
     points = grid(hws, _csv_list(args.alphas, int, "--alphas"), _csv_list(args.gammas, float, "--gammas"),
-                  _csv_list(args.rules, str, "--rules"), args.policy, args.section, args.prune_to)
+                  _csv_list(args.rules, str, "--rules"), args.policy, args.section, args.prune_to,
+                  _csv_list(args.patterns, str, "--patterns"))
     summary = run_sweep(points, weights, args.out, args.batch, args.steps, args.mode, args.timing, args.data,
                         args.split, args.seed, args.workers, args.engine, eval_tokens=args.eval_tokens,
                         retrain=dict(epochs=args.retrain_epochs, target=args.target_sparsity,
@@ -589,6 +590,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alphas", default="2,4,8")
     p.add_argument("--gammas", default="0,0.25,0.5,1")
     p.add_argument("--rules", default="prune,spill")
+    p.add_argument("--patterns", default="combine",
+                   help="sparsity patterns, comma-separated: combine (over the alphas, gammas and rules), nm:N:M, "
+                        "block:RxC, unstructured, dense (one point each per config; block and unstructured prune to "
+                        "--prune-to or, with --retrain, to --target-sparsity)")
     p.add_argument("--policy", default="paper")
     p.add_argument("--section", type=INT(0), default=256)
     p.add_argument("--prune-to", dest="prune_to", type=DENSITY,

@@ -33,6 +33,7 @@ from sasim import __version__
 from sasim.checks import check_choice, check_float, check_int, check_optional_int, check_seed
 from sasim.combine.column_combine import RULES, check_fanin
 from sasim.combine.grouping import validate_grouping_args
+from sasim.combine.patterns import Pattern
 from sasim.errors import SasimError
 from sasim.lm.corpus import META_FILE, SPLITS
 from sasim.outputs import atomic_write, check_output_dir, write_json
@@ -46,12 +47,13 @@ from sasim.sim.engine import check_mode
 CSV_FIELDS = ["hw", "alpha", "gamma", "rule", "policy", "prune_to", "layer", "shape", "groups", "tiles", "cycles",
               "array_cycles", "vector_cycles", "stall_cycles", "utilization", "dense_equivalent_utilization",
               "packing_efficiency", "tile_efficiency", "pruned_fraction", "latency_s", "cycles_per_step",
-              "energy_j", "sram_bytes", "dram_bytes", "bpc", "ppl", "seconds"]
+              "energy_j", "sram_bytes", "dram_bytes", "bpc", "ppl", "seconds", "pattern"]
 
 
 @dataclass(frozen=True)
 class SweepPoint:
-    """One point of a sweep: a hardware config and the packing parameters."""
+    """One point of a sweep: a hardware config and the packing parameters (``pattern`` other than ``combine``:
+    that sparsity pattern, whose points ignore alpha, gamma and rule)."""
 
     hw: str
     alpha: int
@@ -60,12 +62,23 @@ class SweepPoint:
     policy: str = "paper"
     section: int = 256
     prune_to: float | None = None  # one-shot magnitude pruning to this density before combining
+    pattern: str = "combine"
 
     @property
     def label(self) -> str:
         """The readable part of the point's file name (not unique on its own: see :attr:`SweepJob.key`)."""
         dens = f"_d{self.prune_to:g}" if self.prune_to else ""
+        if self.pattern != "combine":
+            return f"{Path(self.hw).stem}_{self.pattern.replace(':', '-')}{dens}"
         return f"{Path(self.hw).stem}_a{self.alpha}_g{self.gamma:g}_{self.rule}_{self.policy}_s{self.section}{dens}"
+
+    def identity(self) -> dict:
+        """The point's fields for its fingerprint (``pattern`` only when not column combining, so the fingerprints
+        of sweeps made before patterns existed stay the same)."""
+        out = asdict(self)
+        if self.pattern == "combine":
+            out.pop("pattern")
+        return out
 
 
 @dataclass(frozen=True)
@@ -113,8 +126,9 @@ class SweepJob:
         return f"{self.point.label}_{self.fingerprint[:12]}"
 
 
-def grid(hws, alphas, gammas, rules, policy="paper", section=256, prune_to=None) -> list[SweepPoint]:
-    """Every combination, in a stable order (parameters checked here, before any worker starts)."""
+def grid(hws, alphas, gammas, rules, policy="paper", section=256, prune_to=None, patterns=("combine",)) -> list[SweepPoint]:
+    """Every combination, in a stable order (parameters checked here, before any worker starts): column combining
+    over alphas x gammas x rules, and one point per hardware config for each other pattern."""
     validate_grouping_args(1, 0.0, section, None, policy)
     for a in alphas:
         validate_grouping_args(a, 0.0, section, None, policy)
@@ -124,8 +138,17 @@ def grid(hws, alphas, gammas, rules, policy="paper", section=256, prune_to=None)
         check_choice("rule", r, RULES)
     if prune_to is not None:
         check_float("prune_to (density kept)", prune_to, 0.0, 1.0, low_open=True)
-    return [SweepPoint(h, int(a), float(g), r, policy, section, prune_to)
-            for h, a, g, r in itertools.product(hws, alphas, gammas, rules)]
+    names = [Pattern.parse(p).name for p in patterns]
+    if prune_to is not None and any(n.startswith("nm") for n in names):
+        raise SasimError("an N:M pattern sets its own density; sweep it without prune_to", param="prune_to")
+    points = []
+    for name in dict.fromkeys(names):
+        if name == "combine":
+            points += [SweepPoint(h, int(a), float(g), r, policy, section, prune_to)
+                       for h, a, g, r in itertools.product(hws, alphas, gammas, rules)]
+        else:
+            points += [SweepPoint(h, 1, 0.0, "prune", policy, section, prune_to, name) for h in hws]
+    return points
 
 
 def file_digest(path) -> str:
@@ -154,7 +177,7 @@ def point_fingerprint(point: SweepPoint, settings: SweepSettings, digests: dict)
     """sha256 of everything that determines a point's result: the point, the settings (paths and contents of
     every input file), and sasim's version."""
 
-    identity = {"point": asdict(point), "settings": asdict(settings), "weights_sha256": digests["weights"],
+    identity = {"point": point.identity(), "settings": asdict(settings), "weights_sha256": digests["weights"],
                 "hw_sha256": digests["hw"][point.hw], "data_sha256": digests.get("data"), "sasim": __version__}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -180,7 +203,9 @@ def run_point(job: SweepJob) -> dict:
     t0 = time.time()
     hw = load_hw_config(point.hw)
     # refuse before any retraining or simulation is spent on the point
+    pattern = Pattern.parse(point.pattern)
     check_fanin(point.alpha, hw.array.mux_fanin, f"{hw.name}'s")
+    pattern.check_fanin(hw.array.mux_fanin, f"{hw.name}'s")
     if st.data and hw.arithmetic.number_format == "fixed_point":
         raise SasimError(f"{hw.name} is fixed point: sweeps score accuracy in float32 only so far; "
                          "use sasim run --data on one point, or a float32 config")
@@ -197,16 +222,18 @@ def run_point(job: SweepJob) -> dict:
         prune_checkpoint(st.weights, st.data, retrained, [point.alpha], [point.gamma], point.rule, point.policy,
                          point.section, None, retrain["target"], retrain["epochs"], None,
                          retrain.get("max_train_tokens"), "cpu", st.seed, splits=(), show_progress=False,
-                         validate=False, resume=True)  # scored below on the sweep's split; a killed point resumes
+                         validate=False, resume=True, pattern=point.pattern)  # scored below; a killed point resumes
         workload = load_lstm_workload(retrained)
         packings = stored_packings(workload)
     else:
         workload = load_lstm_workload(st.weights)
-        if point.prune_to:
+        if point.prune_to and pattern.kind not in ("block", "dense"):  # block ranks blocks; dense prunes nothing
             from sasim.combine.magnitude import prune_workload
 
             prune_workload(workload, point.prune_to)
-        packings = pack_workload(workload, hw, point.alpha, point.gamma, point.rule, point.policy, point.section)
+        packings = pack_workload(workload, hw, point.alpha, point.gamma, point.rule, point.policy, point.section,
+                                 pattern=pattern, sparsity=1 - point.prune_to if pattern.kind == "block" and
+                                 point.prune_to else 0.0)
     parts, _, resident = simulate_lstm(workload, packings, hw, st.batch, st.steps, st.timing, st.mode, st.seed)
     per = [part_metrics(p, hw, resident) for p in parts]
     total = total_metrics(parts, per, hw, st.steps)
@@ -397,7 +424,7 @@ def _gamma0_twins(jobs: list[SweepJob]) -> dict:
     first, twins = {}, {}
     for job in jobs:
         p = job.point
-        if p.gamma == 0:
+        if p.gamma == 0 and p.pattern == "combine":
             k = (p.hw, p.alpha, p.policy, p.section, p.prune_to)
             if k in first:
                 twins[job.key] = first[k].key
@@ -439,6 +466,7 @@ def write_csv(results: list[dict], path) -> Path:
         w.writeheader()
         for r in results:
             base = {k: r["point"].get(k) for k in ("hw", "alpha", "gamma", "rule", "policy", "prune_to")}
+            base["pattern"] = r["point"].get("pattern", "combine")
             base["hw"] = Path(base["hw"]).stem
             for layer in r["layers"]:
                 w.writerow({**base, **layer, "layer": layer["name"], "shape": "x".join(map(str, layer["shape"]))})

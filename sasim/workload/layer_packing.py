@@ -8,6 +8,7 @@ import numpy as np
 
 from sasim.combine.column_combine import pack_matrix
 from sasim.combine.packed import LayerPacking, PackedMatrix, RowBlocks
+from sasim.combine.patterns import Pattern
 from sasim.errors import SasimError
 from sasim.hw.config import HardwareConfig
 from sasim.workload.checkpoint import stored_packed
@@ -16,14 +17,22 @@ from sasim.workload.lstm_weights import LSTMWorkload
 
 def pack_workload(workload: LSTMWorkload, hw: HardwareConfig | None, alpha: int, gamma: float, rule: str = "prune",
                   policy: str = "paper", section: int = 256, row_cap: int | None = None,
-                  mix_ih_hh: bool = True, per_gate: bool = False) -> list[LayerPacking]:
+                  mix_ih_hh: bool = True, per_gate: bool = False, pattern: Pattern | None = None,
+                  sparsity: float = 0.0) -> list[LayerPacking]:
     """Pack every layer's ``[W_ih | W_hh]`` (and ``W_hr``) with the same parameters.
 
     ``mix_ih_hh=False`` keeps groups from mixing ``W_ih`` and ``W_hh`` columns (a boundary at ``I``).
     ``per_gate=True`` groups each gate's ``H`` rows (i, f, g, o) separately: four row blocks with
-    groups of their own, each its own matrix product on the array.
+    groups of their own, each its own matrix product on the array. ``pattern`` other than column combining packs
+    each matrix with that pattern instead (``sparsity``: of the blocks or weights it prunes; see
+    :meth:`sasim.combine.patterns.Pattern.pack`).
     """
     fanin = hw.array.mux_fanin if hw is not None else None
+    if pattern is not None and pattern.kind != "combine":
+        pattern.check_fanin(fanin)
+        return [LayerPacking(pattern.pack(layer.combined, sparsity),
+                             None if layer.w_hr is None else pattern.pack(layer.w_hr, sparsity))
+                for layer in workload.layers]
     out = []
     for layer in workload.layers:
         bounds = () if mix_ih_hh else (layer.input_size,)

@@ -86,3 +86,34 @@ def test_gamma_zero_runs_once_for_all_rules(ckpt, tmp_path):
     assert alone["done"] == 1  # run on its own, the spill point really computes the same numbers
     ran = json.loads(next((tmp_path / "alone" / "points").glob("*.json")).read_text())
     assert ran["total"] == prune0["total"]
+
+
+def test_sweep_over_patterns_one_point_each_and_combine_fingerprints_unchanged(ckpt, tmp_path):
+    import hashlib
+    from dataclasses import asdict
+
+    from sasim import __version__
+    from sasim.sweep import SweepSettings, input_digests, point_fingerprint
+
+    points = grid(["8x8"], [4], [0.5], ["prune"], prune_to=0.15, patterns=["combine", "block:4x4", "unstructured",
+                                                                         "dense"])
+    assert [p.pattern for p in points] == ["combine", "block:4x4", "unstructured", "dense"]
+    with pytest.raises(Exception, match="N:M pattern sets its own density"):
+        grid(["8x8"], [4], [0.5], ["prune"], prune_to=0.5, patterns=["nm:2:4"])
+    points += grid(["8x8"], [4], [0.5], ["prune"], patterns=["nm:2:4"])
+    summary = run_sweep(points, ckpt, tmp_path, workers=1, show_progress=False)
+    assert summary["done"] == 5 and not summary["failures"]
+    totals = {r["pattern"]: r for r in rows(tmp_path) if r["layer"] == "total"}
+    assert set(totals) == {"combine", "nm:2:4", "block:4x4", "unstructured", "dense"}
+    assert float(totals["dense"]["pruned_fraction"]) == 0.0
+    assert abs(float(totals["unstructured"]["packing_efficiency"]) - 0.15) < 0.01  # density 0.3 -> 0.15, kept dense
+    assert int(totals["block:4x4"]["tiles"]) < int(totals["unstructured"]["tiles"]) == int(totals["dense"]["tiles"])
+    assert int(totals["nm:2:4"]["tiles"]) < int(totals["dense"]["tiles"])
+    # a column-combining point keeps the fingerprint it had before patterns existed
+    settings = SweepSettings(weights=ckpt)
+    digests = input_digests(settings, ["8x8"])
+    old = {"point": {k: v for k, v in asdict(points[0]).items() if k != "pattern"}, "settings": asdict(settings),
+           "weights_sha256": digests["weights"], "hw_sha256": digests["hw"]["8x8"], "data_sha256": None,
+           "sasim": __version__}
+    assert point_fingerprint(points[0], settings, digests) == hashlib.sha256(
+        json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()
