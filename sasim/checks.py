@@ -11,8 +11,11 @@ Counts are bounded so that every event count of a run fits in a signed 64-bit in
 
 from __future__ import annotations
 
+import argparse
 import math
 import numbers
+import os
+import re
 
 from sasim.errors import SasimError
 
@@ -100,7 +103,6 @@ def arg_type(check, *args, **kwargs):
 
     The flag's name is added by argparse (``argument --batch: must be >= 1, got 0``).
     """
-    import argparse
 
     def parse(text: str):
         kind = int if check in (check_int, check_optional_int) else float
@@ -120,8 +122,6 @@ def arg_type(check, *args, **kwargs):
 
 def available_memory_bytes() -> int:
     """Memory this process may still allocate: ``MemAvailable`` of ``/proc/meminfo``, else physical memory."""
-    import os
-
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -154,7 +154,6 @@ def _size(n: float) -> str:
 def check_device(name: str, value) -> str:
     """A torch device name sasim accepts: ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (whether a GPU is there is
     checked where the device is used)."""
-    import re
 
     if not isinstance(value, str) or not re.fullmatch(r"cpu|auto|cuda(:\d+)?", value):
         raise SasimError(f"{name} must be cpu, cuda, cuda:N or auto, got {value!r}", param=name)

@@ -162,7 +162,7 @@ def file_digest(path) -> str:
 
 def input_digests(settings: SweepSettings, hws) -> dict:
     """Content digests of the sweep's input files: the weights, each hardware config, the corpus's splits."""
-    from sasim.hw.config import resolve_hw_path
+    from sasim.hw.config import resolve_hw_path  # pydantic: paid only when a sweep starts, not by --help
 
     out = {"weights": file_digest(settings.weights),
            "hw": {h: file_digest(resolve_hw_path(h)) for h in dict.fromkeys(hws)}}
@@ -190,6 +190,8 @@ def run_point(job: SweepJob) -> dict:
     keeps the packed checkpoint in ``out_dir/points/`` and simulates and scores that.
     """
 
+    # imported in the worker that runs the point: the sweep's parent process and `sasim sweep --help` need
+    # neither torch nor numba
     import torch
 
     from sasim.hw.config import load_hw_config
@@ -211,6 +213,7 @@ def run_point(job: SweepJob) -> dict:
                          "use sasim run --data on one point, or a float32 config")
     retrained = None
     if st.retrain:
+        # the training stack is imported only by points that retrain
         from sasim.api.prune import prune_checkpoint
         from sasim.workload.layer_packing import stored_packings
 
@@ -238,6 +241,7 @@ def run_point(job: SweepJob) -> dict:
     per = [part_metrics(p, hw, resident) for p in parts]
     total = total_metrics(parts, per, hw, st.steps)
     if st.data:
+        # the language model is imported only by points that score accuracy
         from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
 
         model, raw = load_language_model(retrained or st.weights)
@@ -347,7 +351,7 @@ def run_sweep(points: list[SweepPoint], weights: str, out, batch: int = 1, steps
                          failures=failures)
     write_json(out / "sweep.json", summary)
     if ordered:
-        from sasim.report.sweep_plots import plot_sweep
+        from sasim.report.sweep_plots import plot_sweep  # matplotlib: only once there is something to plot
 
         plot_sweep(ordered, out)
     return summary
@@ -439,6 +443,7 @@ def _relabel(result: dict, job: SweepJob) -> dict:
 
 def _dask_map(jobs, workers):
     try:
+        # dask is optional (the [dask] extra): imported only for --engine dask
         from dask.distributed import Client, LocalCluster
         from dask.distributed import as_completed as dask_completed
     except ImportError:

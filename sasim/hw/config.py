@@ -9,6 +9,7 @@ sasim. Every field is documented in ``docs/hwconfig.md`` and in its ``descriptio
 from __future__ import annotations
 
 import math
+import typing
 from pathlib import Path
 from typing import Literal
 
@@ -278,8 +279,6 @@ def with_dataflow(hw: HardwareConfig, dataflow: str) -> HardwareConfig:
 
 def field_reference() -> list[tuple[str, str, str]]:
     """``(path, type, description)`` of every field of the schema, for docs/hwconfig.md."""
-    import typing
-
     rows = []
 
     def type_text(info) -> str:

@@ -8,6 +8,7 @@ import sys
 
 def versions() -> dict:
     """Versions of sasim, Python, numpy, numba and torch."""
+    # imported here, not at the top: `sasim --help` and the CLI's refusals must not pay for numba and torch
     import numba
     import numpy
 

@@ -45,7 +45,7 @@ def load_raw(path) -> dict:
     if not path.is_file():
         raise SasimError(f"checkpoint {path} not found; give an existing .pt or .safetensors file")
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
+        from safetensors import safe_open  # only safetensors checkpoints need it
 
         try:
             with safe_open(str(path), framework="pt") as f:
