@@ -27,6 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sasim.report.pareto import pareto_front  # noqa: E402
 from sasim.workload.checkpoint import load_raw  # noqa: E402
 
 FIELDS = ["label", "alpha", "gamma", "rule", "target_sparsity", "events", "retrain_tokens", "test_bpc", "bpc_change_pct", "density", "pruned_fraction", "magnitude_target",
@@ -164,9 +165,7 @@ def _dense_weights(ckpt) -> int:
 
 def pareto(rows: list[dict]) -> list[dict]:
     """Points no other point beats on both tiles and test bpc."""
-    front = [r for r in rows if not any(o["tiles"] <= r["tiles"] and o["test_bpc"] <= r["test_bpc"]
-                                        and (o["tiles"], o["test_bpc"]) != (r["tiles"], r["test_bpc"]) for o in rows)]
-    return sorted(front, key=lambda r: r["tiles"])
+    return [rows[i] for i in pareto_front([r["tiles"] for r in rows], [r["test_bpc"] for r in rows])]
 
 
 def _must_show(rows: list[dict], controls: list[dict]) -> list[str]:

@@ -16,6 +16,7 @@ from sasim.api.simulate import RunCheckpoint, run_checkpoint  # noqa: E402
 from sasim.hw.config import load_hw_config  # noqa: E402
 from sasim.outputs import save_figure, write_text  # noqa: E402
 from sasim.report.json_report import write_json  # noqa: E402
+from sasim.report.pareto import pareto_front  # noqa: E402
 from sasim.report.provenance import run_header  # noqa: E402
 from sasim.workload.layer_packing import workload_packings  # noqa: E402
 from sasim.workload.lstm_weights import load_lstm_workload  # noqa: E402
@@ -79,17 +80,16 @@ def measure(points: dict, work: Path, file_name) -> list[dict]:
     return rows
 
 
-def pareto(rows: list[dict], x: str) -> set:
-    """Points no other point beats on both ``x`` and test bpc."""
-    return {r["point"] for r in rows if not any(o[x] <= r[x] and o["test_bpc"] <= r["test_bpc"]
-                                                and (o[x] < r[x] or o["test_bpc"] < r["test_bpc"]) for o in rows)}
+def pareto(rows: list[dict], x: str) -> list[dict]:
+    """Points no other point beats on both ``x`` and test bpc, sorted by ``x``."""
+    return [rows[i] for i in pareto_front([r[x] for r in rows], [r["test_bpc"] for r in rows])]
 
 
 def plot(rows: list[dict], out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax, x, label in ((axes[0], "latency_us_b1", "latency per token at batch 1 (us)"),
                          (axes[1], "energy_per_token_uj_b1", "energy per token at batch 1 (uJ, dynamic + static)")):
-        front = sorted((r for r in rows if r["point"] in pareto(rows, x)), key=lambda r: r[x])
+        front = pareto(rows, x)
         ax.plot([r[x] for r in front], [r["test_bpc"] for r in front], "--", color="gray", lw=1, label="Pareto front")
         for kind, color in COLORS.items():
             pts = [r for r in rows if r["pattern"].split(":")[0] == kind]

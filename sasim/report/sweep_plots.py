@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sasim.outputs import save_figure  # noqa: E402
+from sasim.report.pareto import pareto_front  # noqa: E402
 from sasim.sim.metrics import accuracy_name  # noqa: E402
 
 
@@ -64,11 +65,9 @@ def plot_sweep(results: list[dict], out) -> list[Path]:
     if has_acc:
         lat = np.array([r["total"]["latency_per_step_s"] for r in results])
         acc = np.array([r["total"][acc_key] for r in results])
-        front = [i for i in range(len(results))
-                 if not np.any((lat <= lat[i]) & (acc <= acc[i]) & ((lat < lat[i]) | (acc < acc[i])))]
+        front = pareto_front(lat, acc)
         fig, ax = plt.subplots(figsize=(6, 4.2))
         ax.scatter(lat * 1e6, acc, c="lightgray", label="points")
-        front = sorted(front, key=lambda i: lat[i])
         ax.plot(lat[front] * 1e6, acc[front], "r-o", label="Pareto front")
         labels = {}
         for i in front:  # settings that land on the same point share one label
