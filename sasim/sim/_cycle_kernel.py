@@ -294,7 +294,30 @@ def _simulate_is_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
                 rslot = slot - r
                 if rslot < 0:
                     rslot += R
-                if compute_values:
+                if compute_values and k == 1:
+                    # one weight row per beat; a row past the last vector holds sums nobody reads (skipped),
+                    # columns past the last group pass the partial sum on to the right edge
+                    c_hi = d if d < C - 1 else C - 1
+                    c_lo = d - span
+                    if c_lo < 0:
+                        c_lo = 0
+                    if m < M and c_lo <= c_hi:
+                        c = c_hi
+                        g_last = G - 1 - col0
+                        while c > g_last and c >= c_lo:
+                            psum[r, c] = psum[r, c - 1] if c > 0 else zero_acc
+                            c -= 1
+                        while c >= c_lo:
+                            acc = psum[r, c - 1] if c > 0 else zero_acc
+                            col = group_cols[col0 + c, sbuf[rslot, c]]
+                            if col >= 0:
+                                acc = acc + wbuf[rslot, c] * x[m, col]
+                            if acc_limit > 0 and (acc > acc_limit or acc < -acc_limit - 1):
+                                counts[OVERFLOWS] += 1
+                                acc = _fit(acc, acc_limit, saturate)
+                            psum[r, c] = acc
+                            c -= 1
+                elif compute_values:
                     c_hi = d if d < C - 1 else C - 1
                     c_lo = d - span
                     if c_lo < 0:
@@ -337,6 +360,7 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
     the ``G`` groups stream through, weight cells from the left, input lanes from the bottom."""
     N, G = values.shape
     A = group_cols.shape[1]
+    single_lane = A == 1
     ntiles = nrt * nct
     counts, issue_start, load_end, retired_at, state = _schedule_state(ntiles)
     wring = np.zeros((R, C), dtype=values.dtype)  # row r's weight cells: entered at beat t, at column c at t + c
@@ -398,7 +422,35 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
                     break
                 n = rt * R + r
                 c_last = d0 - (G - 1) * k  # the column doing the last group now
-                if compute_values:
+                if compute_values and k == 1:
+                    # one group per beat: PE (r, c) does group d0 - c; PEs past the last output or vector
+                    # hold sums nobody reads, so they are skipped (a new tile's first group resets them)
+                    c_hi = d0 if d0 < C - 1 else C - 1
+                    c_in = M - mt * C - 1
+                    if c_hi > c_in:
+                        c_hi = c_in
+                    c_lo = c_last if c_last > 0 else 0
+                    if n < N and c_lo <= c_hi:
+                        xs = xslot - r  # the lanes row r sees entered at t - r
+                        if xs < 0:
+                            xs += R
+                        ws = wslot - c_hi  # the cell PE (r, c) sees entered row r at t - c
+                        if ws < 0:
+                            ws += C
+                        for c in range(c_hi, c_lo - 1, -1):
+                            a = acc[r, c] if d0 > c else zero_acc
+                            if single_lane:  # every group holds one column: the multiplexer always picks lane 0
+                                a = a + wring[r, ws] * xring[xs, c, 0]
+                            else:
+                                a = a + wring[r, ws] * xring[xs, c, sring[r, ws]]
+                            if acc_limit > 0 and (a > acc_limit or a < -acc_limit - 1):
+                                counts[OVERFLOWS] += 1
+                                a = _fit(a, acc_limit, saturate)
+                            acc[r, c] = a
+                            ws += 1
+                            if ws == C:
+                                ws = 0
+                elif compute_values:
                     c_hi = d0 if d0 < C - 1 else C - 1
                     c_lo = c_last if c_last > 0 else 0
                     xs = xslot - r  # the lanes row r sees entered at t - r
