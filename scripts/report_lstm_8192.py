@@ -17,10 +17,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sasim.api.simulate import Packing, RunWorkload, run_workload  # noqa: E402
 from sasim.hw.config import load_hw_config  # noqa: E402
 from sasim.report.provenance import versions  # noqa: E402
-from sasim.sim.metrics import part_metrics, total_metrics  # noqa: E402
-from sasim.sim.workload_sim import cycles_by_kind, simulate_workload  # noqa: E402
 from sasim.workload.spec import PRESETS, parse_workload  # noqa: E402
 
 BASE = PRESETS["lstm-8192-1024"]
@@ -33,11 +32,11 @@ def spec(softmax="sampled", density=1.0, layers=None):
 
 
 def run(s, hw, packing=None):
+    """The job `sasim run --workload` runs (analytic), on a workload spec built here."""
     t = time.perf_counter()
-    parts, resident = simulate_workload(s, hw, mode="analytic", packing=packing)
-    per = [part_metrics(p, hw, resident) for p in parts]
-    total = total_metrics(parts, per, hw, s.steps)
-    return dict(kinds=cycles_by_kind(parts, per, s.steps), total=total, resident=resident, parts=per,
+    r = run_workload(RunWorkload(hw=hw.name, workload=s, mode="analytic",
+                                 packing=Packing(**packing) if packing else None))
+    return dict(kinds=r.extra["kinds"], total=r.total, resident=r.resident, parts=r.parts,
                 seconds=time.perf_counter() - t)
 
 

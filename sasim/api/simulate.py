@@ -31,7 +31,7 @@ from sasim.sim.metrics import WorkPart, part_metrics, total_metrics
 from sasim.sim.workload_sim import cycles_by_kind, simulate_workload
 from sasim.workload.layer_packing import pack_workload, stored_packings, workload_packings
 from sasim.workload.lstm_weights import load_lstm_workload
-from sasim.workload.spec import expand, load_workload
+from sasim.workload.spec import WorkloadSpec, expand, load_workload
 
 
 def _check_dataflow(dataflow) -> None:
@@ -251,10 +251,13 @@ def simulate_gemm(hw: HardwareConfig, m: int, n: int, k: int, density: float = 1
 
 @dataclass(frozen=True)
 class RunWorkload:
-    """What ``sasim run --workload`` simulates: a preset or YAML workload with seeded synthetic weights."""
+    """What ``sasim run --workload`` simulates: a preset or YAML workload with seeded synthetic weights.
+
+    ``workload`` is a preset name, a YAML file, or a :class:`~sasim.workload.spec.WorkloadSpec` built in Python
+    (:func:`~sasim.workload.spec.parse_workload`), as the report scripts do."""
 
     hw: str
-    workload: str
+    workload: str | WorkloadSpec
     batch: int | None = None  # None: the workload's own
     steps: int | None = None
     timing: str = "sasim"

@@ -141,7 +141,9 @@ def parse_workload(data: dict, source: str = "<workload>") -> WorkloadSpec:
 
 
 def load_workload(name_or_path) -> WorkloadSpec:
-    """A preset by name, or a YAML workload file."""
+    """A preset by name, or a YAML workload file (a :class:`WorkloadSpec` already parsed is returned as it is)."""
+    if isinstance(name_or_path, WorkloadSpec):
+        return name_or_path
     if str(name_or_path) in PRESETS:
         return parse_workload(PRESETS[str(name_or_path)], str(name_or_path))
     path = Path(name_or_path)
