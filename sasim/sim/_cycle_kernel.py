@@ -50,14 +50,21 @@ def _first_live(first_live, next_issue, retired_at):
 
 
 @njit_inline
-def _item(d, k, S):
-    """Which streamed item enters a port ``d`` beats after its tile's first (items every ``k`` beats, ``S`` of
-    them): its index, -1 for none now, -2 for none yet (ports further along enter later still)."""
-    if d < 0:
-        return -2
-    if d % k != 0 or d // k >= S:
-        return -1
-    return d // k
+def _phase(d, k):
+    """``(d // k, d % k)`` for ``d >= 0``: which streamed item (items every ``k`` beats) a port ``d`` beats after
+    its tile's first is at, and how many beats past it; no division when ``k`` is 1."""
+    if k == 1:
+        return d, 0
+    q = d // k
+    return q, d - q * k
+
+
+@njit_inline
+def _phase_back(q, rem, k):
+    """The :func:`_phase` of ``d - 1`` from that of ``d`` (the next port along, one beat behind)."""
+    if rem == 0:
+        return q - 1, k - 1
+    return q, rem - 1
 
 
 @njit_inline
@@ -238,17 +245,18 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
 
 
 @njit
-def _simulate_is_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nct, M, load_beats, interval,
+def _simulate_is_tiles(values, select, lane_counts, held, R, C, nrt, nct, M, load_beats, interval,
                        tile_load_words, overlap, compute_values, out, acc_limit=0, saturate=True):
-    """Input stationary: tile ``i`` holds vectors ``rt*R ..`` on its rows and groups ``ct*C ..`` on its columns
-    (each PE the lanes of its group for its vector); the ``N`` weight rows stream up the columns."""
+    """Input stationary: tile ``i`` holds vectors ``rt*R ..`` on its rows and groups ``ct*C ..`` on its columns;
+    the ``N`` weight rows stream up the columns. ``held[m, g, lane]`` is what PE (row of vector ``m``, column
+    of group ``g``) holds: input ``m``'s value of the group's lane (zero for an empty lane)."""
     N, G = values.shape
     ntiles = nrt * nct
     counts, issue_start, load_end, retired_at, state = _schedule_state(ntiles)
     wbuf = np.zeros((R, C), dtype=values.dtype)  # column c's weight cells: entered at beat t, at row r at t + r
     sbuf = np.zeros((R, C), dtype=np.int64)
     psum = np.zeros((R, C), dtype=out.dtype)
-    zero_in = x[0, 0] - x[0, 0]
+    single_lane = held.shape[2] == 1
     zero_acc = out[0, 0] - out[0, 0]
     zero_w = values[0, 0] - values[0, 0] if N and G else wbuf[0, 0]
     first_live = 0
@@ -266,87 +274,78 @@ def _simulate_is_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
             ct = i % nct
             k = interval[i]
             vectors = min(R, M - rt * R)
-            for c in range(C):
-                d = _item(t - issue_start[i] - c, k, N)
-                if d == -2:
-                    break
-                if d < 0:
-                    continue
-                n = d
-                g = ct * C + c
-                if g < G:
-                    _enter_cell(values, select, lane_counts, n, g, wbuf, sbuf, slot, c, vectors, counts)
-                else:
-                    wbuf[slot, c] = zero_w
-                    sbuf[slot, c] = 0
-        # 4. datapath, oldest tile first, columns right to left within a row
+            base = t - issue_start[i]
+            n, rem = _phase(base, k)
+            for c in range(min(C, base + 1)):  # column c takes weight row n when rem is 0
+                if rem == 0 and n < N:
+                    g = ct * C + c
+                    if g < G:
+                        _enter_cell(values, select, lane_counts, n, g, wbuf, sbuf, slot, c, vectors, counts)
+                    else:
+                        wbuf[slot, c] = zero_w
+                        sbuf[slot, c] = 0
+                n, rem = _phase_back(n, rem, k)
+        # 4. datapath, oldest tile first, columns right to left within a row (each PE reads its left
+        #    neighbour's partial sum of the previous beat before that neighbour overwrites it)
         for i in range(first_live, next_issue):
             rt = i // nct
             col0 = (i % nct) * C
             k = interval[i]
             base = t - issue_start[i]
             span = (N - 1) * k
-            for r in range(R):
+            q_edge, rem_edge = _phase(C - 1, k)
+            g_last = G - 1 - col0  # the last column holding a group
+            n_d, rem = _phase(base, k)  # row r is d = base - r beats into the tile: weight row n_d, rem past it
+            for r in range(min(R, base + 1)):
                 d = base - r
-                if d < 0:
-                    break
                 m = rt * R + r
-                rslot = slot - r
-                if rslot < 0:
-                    rslot += R
-                if compute_values and k == 1:
-                    # one weight row per beat; a row past the last vector holds sums nobody reads (skipped),
-                    # columns past the last group pass the partial sum on to the right edge
+                if compute_values and m < M:
+                    # PE (r, c) meets weight row (d - c) / k when k divides d - c; a row past the last vector
+                    # holds sums nobody reads (skipped), columns past the last group pass the partial sum on
                     c_hi = d if d < C - 1 else C - 1
+                    if c_hi != d:  # c_hi = C - 1: step down to the highest column with k dividing d - c
+                        j = rem_edge - rem
+                        c_hi -= j + k if j < 0 else j
                     c_lo = d - span
                     if c_lo < 0:
                         c_lo = 0
-                    if m < M and c_lo <= c_hi:
-                        c = c_hi
-                        g_last = G - 1 - col0
-                        while c > g_last and c >= c_lo:
-                            psum[r, c] = psum[r, c - 1] if c > 0 else zero_acc
-                            c -= 1
+                    rslot = slot - r
+                    if rslot < 0:
+                        rslot += R
+                    c = c_hi
+                    while c > g_last and c >= c_lo:
+                        psum[r, c] = psum[r, c - 1] if c > 0 else zero_acc
+                        c -= k
+                    if acc_limit > 0:
                         while c >= c_lo:
-                            acc = psum[r, c - 1] if c > 0 else zero_acc
-                            col = group_cols[col0 + c, sbuf[rslot, c]]
-                            if col >= 0:
-                                acc = acc + wbuf[rslot, c] * x[m, col]
-                            if acc_limit > 0 and (acc > acc_limit or acc < -acc_limit - 1):
+                            a = psum[r, c - 1] if c > 0 else zero_acc
+                            a = a + wbuf[rslot, c] * held[m, col0 + c, sbuf[rslot, c]]
+                            if a > acc_limit or a < -acc_limit - 1:
                                 counts[OVERFLOWS] += 1
-                                acc = _fit(acc, acc_limit, saturate)
-                            psum[r, c] = acc
-                            c -= 1
-                elif compute_values:
-                    c_hi = d if d < C - 1 else C - 1
-                    c_lo = d - span
-                    if c_lo < 0:
-                        c_lo = 0
-                    if c_lo <= c_hi:
-                        c_hi -= ((c_hi - d) % k + k) % k
-                        for c in range(c_hi, c_lo - 1, -k):
-                            g = col0 + c
-                            acc = psum[r, c - 1] if c > 0 else zero_acc
-                            if g < G and m < M:
-                                col = group_cols[g, sbuf[rslot, c]]
-                                xv = x[m, col] if col >= 0 else zero_in
-                                acc = acc + wbuf[rslot, c] * xv
-                                if acc_limit > 0 and (acc > acc_limit or acc < -acc_limit - 1):
+                                a = _fit(a, acc_limit, saturate)
+                            psum[r, c] = a
+                            c -= k
+                    else:
+                        while c >= c_lo and c > 0:
+                            lane = 0 if single_lane else sbuf[rslot, c]
+                            psum[r, c] = psum[r, c - 1] + wbuf[rslot, c] * held[m, col0 + c, lane]
+                            c -= k
+                        if c == 0 and c_lo == 0:
+                            lane = 0 if single_lane else sbuf[rslot, 0]
+                            psum[r, 0] = zero_acc + wbuf[rslot, 0] * held[m, col0, lane]
+                if rem == rem_edge and d >= C - 1:  # a result leaves column C-1 into the output accumulator
+                    n = n_d - q_edge
+                    if n < N:
+                        if m < M:
+                            counts[OUTPUT_WORDS] += 1
+                            if compute_values:
+                                out[n, m] += psum[r, C - 1]
+                                if acc_limit > 0 and (out[n, m] > acc_limit or out[n, m] < -acc_limit - 1):
                                     counts[OVERFLOWS] += 1
-                                    acc = _fit(acc, acc_limit, saturate)
-                            psum[r, c] = acc
-                e = d - (C - 1)  # a result leaves column C-1 into the output accumulator
-                if e >= 0 and e % k == 0 and e // k < N:
-                    n = e // k
-                    if m < M:
-                        counts[OUTPUT_WORDS] += 1
-                        if compute_values:
-                            out[n, m] += psum[r, C - 1]
-                            if acc_limit > 0 and (out[n, m] > acc_limit or out[n, m] < -acc_limit - 1):
-                                counts[OVERFLOWS] += 1
-                                out[n, m] = _fit(out[n, m], acc_limit, saturate)
-                    if r == R - 1 and n == N - 1:
-                        retired_at[i] = t
+                                    out[n, m] = _fit(out[n, m], acc_limit, saturate)
+                        if r == R - 1 and n == N - 1:
+                            retired_at[i] = t
+                n_d, rem = _phase_back(n_d, rem, k)
         first_live = _first_live(first_live, next_issue, retired_at)
         t += 1
     counts[BEATS] = t
@@ -363,8 +362,10 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
     single_lane = A == 1
     ntiles = nrt * nct
     counts, issue_start, load_end, retired_at, state = _schedule_state(ntiles)
-    wring = np.zeros((R, C), dtype=values.dtype)  # row r's weight cells: entered at beat t, at column c at t + c
-    sring = np.zeros((R, C), dtype=np.int64)
+    # row r's weight cells: the one that entered at beat t sits at C-1 - t%C and again C further on, so that
+    # at beat t PE (r, c) reads it (entered at t - c) at wbase + c, wbase = C-1 - t%C, without wrapping
+    wring = np.zeros((R, 2 * C), dtype=values.dtype)
+    sring = np.zeros((R, 2 * C), dtype=np.int64)
     xring = np.zeros((R, C, A), dtype=x.dtype)  # column c's lanes: entered at beat t, at row r at t + r
     acc = np.zeros((R, C), dtype=out.dtype)
     zero_in = x[0, 0] - x[0, 0]
@@ -375,7 +376,7 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
     while first_live < ntiles:
         _control(t, state, issue_start, load_end, retired_at, load_beats, interval, G, overlap, ntiles)
         next_issue = state[NEXT_ISSUE]
-        wslot = t % C
+        wbase = C - 1 - t % C
         xslot = t % R
         # 3. weight cells enter every row at the left, input lanes every column at the bottom
         for i in range(first_live, next_issue):
@@ -383,94 +384,81 @@ def _simulate_os_tiles(values, select, group_cols, lane_counts, x, R, C, nrt, nc
             mt = i % nct
             k = interval[i]
             vectors = min(C, M - mt * C)
-            for r in range(R):
-                d = _item(t - issue_start[i] - r, k, G)
-                if d == -2:
-                    break
-                if d < 0:
+            base = t - issue_start[i]
+            g0, rem0 = _phase(base, k)
+            g, rem = g0, rem0
+            for r in range(min(R, base + 1)):  # row r takes group g when rem is 0
+                if rem != 0 or g >= G:
+                    g, rem = _phase_back(g, rem, k)
                     continue
-                g = d
                 n = rt * R + r
                 if n < N:
-                    _enter_cell(values, select, lane_counts, n, g, wring, sring, r, wslot, vectors, counts)
+                    _enter_cell(values, select, lane_counts, n, g, wring, sring, r, wbase, vectors, counts)
                 else:
-                    wring[r, wslot] = zero_w
-                    sring[r, wslot] = 0
-            for c in range(C):
-                d = _item(t - issue_start[i] - c, k, G)
-                if d == -2:
-                    break
-                if d < 0:
-                    continue
-                g = d
-                m = mt * C + c
-                if m < M:
-                    counts[INPUT_WORDS] += lane_counts[g]
-                if compute_values:
-                    for lane in range(A):
-                        col = group_cols[g, lane]
-                        xring[xslot, c, lane] = x[m, col] if (m < M and col >= 0) else zero_in
+                    wring[r, wbase] = zero_w
+                    sring[r, wbase] = 0
+                wring[r, wbase + C] = wring[r, wbase]
+                sring[r, wbase + C] = sring[r, wbase]
+                g, rem = _phase_back(g, rem, k)
+            g, rem = g0, rem0
+            for c in range(min(C, base + 1)):  # column c takes group g's lanes when rem is 0
+                if rem == 0 and g < G:
+                    m = mt * C + c
+                    if m < M:
+                        counts[INPUT_WORDS] += lane_counts[g]
+                    if compute_values:
+                        for lane in range(A):
+                            col = group_cols[g, lane]
+                            xring[xslot, c, lane] = x[m, col] if (m < M and col >= 0) else zero_in
+                g, rem = _phase_back(g, rem, k)
         # 4. datapath: each active PE adds one product to the sum it holds; after the last group the sum leaves
         for i in range(first_live, next_issue):
             rt = i // nct
             mt = i % nct
             k = interval[i]
             base = t - issue_start[i]
+            c_in = M - mt * C - 1  # the last column holding a vector
             for r in range(R):
                 d0 = base - r
                 if d0 < 0:
                     break
                 n = rt * R + r
                 c_last = d0 - (G - 1) * k  # the column doing the last group now
-                if compute_values and k == 1:
-                    # one group per beat: PE (r, c) does group d0 - c; PEs past the last output or vector
+                if compute_values and n < N:
+                    # PE (r, c) does group (d0 - c) / k when k divides d0 - c; PEs past the last output or vector
                     # hold sums nobody reads, so they are skipped (a new tile's first group resets them)
                     c_hi = d0 if d0 < C - 1 else C - 1
-                    c_in = M - mt * C - 1
                     if c_hi > c_in:
                         c_hi = c_in
+                    if k > 1:
+                        c_hi -= ((c_hi - d0) % k + k) % k  # the highest column with k dividing d0 - c
                     c_lo = c_last if c_last > 0 else 0
-                    if n < N and c_lo <= c_hi:
+                    if c_lo <= c_hi:
                         xs = xslot - r  # the lanes row r sees entered at t - r
                         if xs < 0:
                             xs += R
-                        ws = wslot - c_hi  # the cell PE (r, c) sees entered row r at t - c
-                        if ws < 0:
-                            ws += C
-                        for c in range(c_hi, c_lo - 1, -1):
-                            a = acc[r, c] if d0 > c else zero_acc
-                            if single_lane:  # every group holds one column: the multiplexer always picks lane 0
-                                a = a + wring[r, ws] * xring[xs, c, 0]
-                            else:
-                                a = a + wring[r, ws] * xring[xs, c, sring[r, ws]]
-                            if acc_limit > 0 and (a > acc_limit or a < -acc_limit - 1):
-                                counts[OVERFLOWS] += 1
-                                a = _fit(a, acc_limit, saturate)
-                            acc[r, c] = a
-                            ws += 1
-                            if ws == C:
-                                ws = 0
-                elif compute_values:
-                    c_hi = d0 if d0 < C - 1 else C - 1
-                    c_lo = c_last if c_last > 0 else 0
-                    xs = xslot - r  # the lanes row r sees entered at t - r
-                    if xs < 0:
-                        xs += R
-                    if c_lo <= c_hi:
-                        c_hi -= ((c_hi - d0) % k + k) % k
-                        for c in range(c_hi, c_lo - 1, -k):
-                            g = (d0 - c) // k
-                            m = mt * C + c
-                            a = acc[r, c] if g > 0 else zero_acc
-                            if n < N and m < M:
-                                ws = wslot - c  # the cell PE (r, c) sees entered row r at t - c
-                                if ws < 0:
-                                    ws += C
-                                a = a + wring[r, ws] * xring[xs, c, sring[r, ws]]
-                                if acc_limit > 0 and (a > acc_limit or a < -acc_limit - 1):
+                        if c_hi == d0:  # PE (r, d0) starts its output: the first group
+                            acc[r, d0] = zero_acc
+                        # the cell PE (r, c) sees entered row r at t - c: it sits at wbase + c
+                        if acc_limit > 0:
+                            for c in range(c_hi, c_lo - 1, -k):
+                                a = acc[r, c] + wring[r, wbase + c] * xring[xs, c, sring[r, wbase + c]]
+                                if a > acc_limit or a < -acc_limit - 1:
                                     counts[OVERFLOWS] += 1
                                     a = _fit(a, acc_limit, saturate)
-                            acc[r, c] = a
+                                acc[r, c] = a
+                        elif single_lane and k == 1:  # contiguous: vectorizable
+                            a_row = acc[r, c_lo:c_hi + 1]
+                            w_row = wring[r, wbase + c_lo:wbase + c_hi + 1]
+                            x_row = xring[xs, c_lo:c_hi + 1, 0]
+                            for j in range(c_hi + 1 - c_lo):
+                                a_row[j] += w_row[j] * x_row[j]
+                        elif single_lane:  # the multiplexer always picks lane 0
+                            for c in range(c_hi, c_lo - 1, -k):
+                                acc[r, c] += wring[r, wbase + c] * xring[xs, c, 0]
+                        else:
+                            for c in range(c_hi, c_lo - 1, -k):
+                                acc[r, c] += wring[r, wbase + c] * xring[xs, c, sring[r, wbase + c]]
                 if 0 <= c_last < C:
                     m = mt * C + c_last
                     if n < N and m < M:

@@ -99,7 +99,8 @@ def _check_steppable(packed: PackedMatrix, tm: TileMap, M: int, timing: str) -> 
     if beats > MAX_CYCLE_BEATS:
         raise SasimError(f"a cycle-level run would step {beats:,} beats (more than {MAX_CYCLE_BEATS:,}); use "
                          "--mode analytic, which gives the same counts in closed form")
-    check_memory(cycle_memory_bytes(packed.shape, tm, M), "the cycle-level run",
+    held_words = M * packed.num_groups * max(packed.group_cols.shape[1], 1) if tm.dataflow == "input_stationary" else 0
+    check_memory(cycle_memory_bytes(packed.shape, tm, M, held_words), "the cycle-level run",
                  "use --mode analytic, which needs no per-PE arrays, or a smaller batch")
 
 
@@ -125,9 +126,11 @@ def _run(packed: PackedMatrix, x: np.ndarray, out_dtype, tm: TileMap, M: int, ti
         if tm.dataflow == "input_stationary":
             load_words = np.outer(np.minimum(tm.rows, M - np.arange(tm.row_tiles) * tm.rows),
                                   np.add.reduceat(lanes, np.arange(0, lanes.size, tm.cols))).ravel()
+            held = _held_lanes(x, group_cols) if compute_values else np.zeros((1, 1, 1), dtype=x.dtype)
+            is_args = (values, select, lanes, held) + args[5:]
 
             def kernel(load_beats, interval, values_on, out):
-                return K._simulate_is_tiles(*args, load_beats, interval, load_words, overlap, values_on, out,
+                return K._simulate_is_tiles(*is_args, load_beats, interval, load_words, overlap, values_on, out,
                                             acc_limit, saturate)
         else:
             def kernel(load_beats, interval, values_on, out):
@@ -161,6 +164,14 @@ def _unpadded(packed: PackedMatrix):
     group_cols = np.full((g, max(packed.group_cols.shape[1], 1)), -1, dtype=np.int64)
     group_cols[:, :packed.group_cols.shape[1]] = packed.group_cols
     return values, select, group_cols, np.ascontiguousarray(packed.group_sizes, dtype=np.int64)
+
+
+def _held_lanes(x: np.ndarray, group_cols: np.ndarray) -> np.ndarray:
+    """What input-stationary PEs hold, ``(M, G, lanes)``: input ``m``'s value of group ``g``'s lane (zero for an
+    empty lane), gathered once instead of through the group's columns at every MAC."""
+    held = x[:, np.maximum(group_cols, 0)]
+    held[:, group_cols < 0] = 0
+    return held
 
 
 def simulate_fixed_point(packed: PackedMatrix, x: np.ndarray, tm: TileMap, M: int, acc_bits: int,

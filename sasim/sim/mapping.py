@@ -170,12 +170,13 @@ def _ceil_counts(what: str, values: np.ndarray) -> np.ndarray:
 
 # Memory estimates, made before anything is allocated (sasim.checks.check_memory compares them with what is free).
 
-def cycle_memory_bytes(shape, tm: TileMap, M: int) -> int:
+def cycle_memory_bytes(shape, tm: TileMap, M: int, held_words: int = 0) -> int:
     """Bytes the cycle-level run of an ``N x K`` matrix mapped as ``tm`` allocates, at most: the padded weights,
-    select indices and nonzero prefix sums (21 bytes a cell), the inputs and the outputs (8 bytes a word)."""
+    select indices and nonzero prefix sums (21 bytes a cell), the inputs and the outputs (8 bytes a word), and
+    ``held_words`` more words (input stationary: every input's lanes, as the PEs hold them)."""
     n, k = shape
     cells = (n + tm.rows) * (k + tm.cols + 1)
-    return 21 * cells + 8 * (M + tm.rows + tm.cols) * (n + k + tm.rows)
+    return 21 * cells + 8 * (M + tm.rows + tm.cols) * (n + k + tm.rows) + 8 * held_words
 
 
 def weights_memory_bytes(shapes) -> int:
