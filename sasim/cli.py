@@ -31,10 +31,10 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from sasim.api.evaluate import evaluate_checkpoint
+    from sasim.api.evaluate import Evaluate, evaluate
     from sasim.sim.metrics import accuracy_name
 
-    result = evaluate_checkpoint(args.weights, args.data, split=args.split, batch_size=args.batch)
+    result = evaluate(Evaluate(weights=args.weights, data=args.data, split=args.split, batch_size=args.batch))
     name = accuracy_name(result)
     q = result.get("quantization")
     how = (f"; LSTM layers in fixed point: {q['weight_bits']}-bit weights, {q['act_bits']}-bit activations, "
@@ -226,11 +226,13 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_combine(args) -> int:
-    from sasim.api.combine import combine_checkpoint
+    from sasim.api.combine import Combine, combine
+    from sasim.api.simulate import Packing
     from sasim.report.json_report import write_json
 
     pattern = args.pattern.strip().lower()
     packing = _packing_args(args)
+    # the flag combinations Combine refuses, said in flags
     if pattern == "combine" and packing is None:
         raise SasimError("sasim combine needs --alpha and --gamma (or another --pattern: nm:N:M, block:RxC, "
                          "unstructured)")
@@ -239,13 +241,10 @@ def _cmd_combine(args) -> int:
                          "(block, unstructured) or nothing (N:M)")
     if args.sparsity is not None and pattern.startswith("nm"):
         raise SasimError("an N:M pattern sets its own sparsity (1 - N/M); leave out --sparsity")
-    hw = None
-    if args.hw:
-        from sasim.hw.config import load_hw_config
-
-        hw = load_hw_config(args.hw)
-    report = combine_checkpoint(args.weights, args.out, tensors=args.tensor, mux_fanin=args.mux_fanin, hw=hw,
-                                pattern=pattern, sparsity=args.sparsity or 0.0, **(packing or {}))
+    report = combine(Combine(weights=args.weights, out=args.out, pattern=pattern,
+                             packing=Packing(**packing) if packing else None, sparsity=args.sparsity,
+                             tensors=tuple(args.tensor or ()), mux_fanin=args.mux_fanin, hw=args.hw))
+    hw = args.hw
     for name, st in report["tensors"].items():
         tiles = f", {st['tiles']} tiles on {st['hw']} (tile_efficiency {st['tile_efficiency']:.4f})" if hw else ""
         print(f"{name}: {st['shape'][0]} x {st['shape'][1]} -> {st['groups']} groups, pruned_fraction "

@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sasim.api.ship import save_scored  # noqa: E402
+from sasim.api.ship import Ship, ship  # noqa: E402
 from sasim.report.provenance import versions  # noqa: E402
 from sasim.workload.checkpoint import load_raw  # noqa: E402
 
@@ -41,8 +41,8 @@ def main() -> None:
                                                          "state_dict", "train")}
     out = Path(args.out)
     state = best["state_dict"]
-    record = save_scored(out, state, best, args.data, dict(command=args.command, machine=args.machine,
-                                                           train_seconds=summary["seconds"]), train=summary, **meta)
+    record = ship(Ship(out=out, state=state, raw=best, data=args.data, meta=dict(train=summary, **meta),
+                       record=dict(command=args.command, machine=args.machine, train_seconds=summary["seconds"])))
     eval_seconds = record["eval_seconds"]
     report = Path(args.report)
     report.mkdir(parents=True, exist_ok=True)

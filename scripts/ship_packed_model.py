@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sasim.api.ship import save_scored
+from sasim.api.ship import Ship, ship
 from sasim.workload.checkpoint import carried_metadata, load_raw
 from sasim.workload.layer_packing import compact_packed_state
 
@@ -27,8 +27,8 @@ def main() -> None:
     if not raw.get("packing"):
         raise SystemExit(f"{args.packed} is not packed")
     meta = carried_metadata(raw)
-    record = save_scored(Path(args.out), compact_packed_state(raw["state_dict"]), raw, args.data,
-                         dict(command=args.command, source=str(args.packed)), **meta)
+    record = ship(Ship(out=Path(args.out), state=compact_packed_state(raw["state_dict"]), raw=raw, data=args.data,
+                       record=dict(command=args.command, source=str(args.packed)), meta=meta))
     print(json.dumps({**record, "mib": Path(args.out).stat().st_size / 2**20}, indent=2))
 
 

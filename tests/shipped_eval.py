@@ -16,10 +16,10 @@ from pathlib import Path
 _SCRIPT = """
 import json, sys
 from pathlib import Path
-from sasim.api.evaluate import evaluate_checkpoint
+from sasim.api.evaluate import Evaluate, evaluate
 data, out = sys.argv[1], Path(sys.argv[2])
 for weights in sys.argv[3:]:
-    bpc = evaluate_checkpoint(weights, data, split="test")["bpc"]
+    bpc = evaluate(Evaluate(weights=weights, data=data, split="test"))["bpc"]
     part = out / (Path(weights).name + ".part")
     part.write_text(json.dumps({"bpc": bpc}))
     part.replace(out / (Path(weights).name + ".json"))
@@ -40,9 +40,9 @@ def start(models: list[Path], data: Path, out: Path) -> None:
 def test_bpc(model: Path, data: Path, timeout_s: float = 3600) -> float:
     """The test bpc of a shipped ``model``: from the background process when it runs, else computed here."""
     if "proc" not in _state:
-        from sasim.api.evaluate import evaluate_checkpoint
+        from sasim.api.evaluate import Evaluate, evaluate
 
-        return evaluate_checkpoint(model, data, split="test")["bpc"]
+        return evaluate(Evaluate(weights=model, data=data, split="test"))["bpc"]
     result, proc = _state["out"] / (model.name + ".json"), _state["proc"]
     deadline = time.monotonic() + timeout_s
     while not result.exists():

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sasim.api.simulate import Packing
+from sasim.checks import check_float, check_optional_int
 from sasim.combine.column_combine import pack_matrix
 from sasim.combine.patterns import Pattern, packing_stats
 from sasim.errors import SasimError
-from sasim.hw.config import HardwareConfig
+from sasim.hw.config import load_hw_config
 from sasim.sim.mapping import weight_tiles
 from sasim.workload.checkpoint import (
     carried_metadata,
@@ -23,33 +26,83 @@ from sasim.workload.checkpoint import (
 from sasim.workload.lstm_weights import layers_from_state_dict
 
 
-def combine_checkpoint(path, out, alpha: int = 8, gamma: float = 0.5, rule: str = "prune", policy: str = "paper",
-                       section: int = 256, row_cap: int | None = None, tensors=None, mux_fanin: int | None = None,
-                       hw: HardwareConfig | None = None, pattern: str = "combine", sparsity: float = 0.0) -> dict:
+@dataclass(frozen=True)
+class Combine:
+    """What ``sasim combine`` does: pack a checkpoint's matrices with one sparsity pattern and save the result.
+
+    Parameters
+    ----------
+    weights, out : str or Path
+        The checkpoint to pack, and the packed checkpoint to write (``.pt``).
+    pattern : str
+        ``combine`` (column combining, with ``packing``), ``nm:N:M``, ``block:RxC`` or ``unstructured``
+        (:class:`sasim.combine.patterns.Pattern`).
+    packing : Packing or None
+        Column combining's ``alpha``, ``gamma``, rule, policy, section and row cap; required for ``combine``
+        and refused by the other patterns.
+    sparsity : float or None
+        The fraction of blocks (``block``) or weights (``unstructured``) to prune; N:M sets its own.
+    tensors : tuple of str
+        Named 2-D tensors to pack instead of the LSTM matrices (any checkpoint, LSTM or not).
+    mux_fanin : int or None
+        The multiplexer fan-in to respect (``alpha`` and ``M`` may not exceed it).
+    hw : str or None
+        A hardware config: each tensor's statistics add its tiles on that array, and its ``mux_fanin`` applies.
+    """
+
+    weights: str | Path
+    out: str | Path
+    pattern: str = "combine"
+    packing: Packing | None = None
+    sparsity: float | None = None
+    tensors: tuple[str, ...] = ()
+    mux_fanin: int | None = None
+    hw: str | None = None
+
+    def __post_init__(self):
+        shape = Pattern.parse(self.pattern)
+        if shape.kind == "combine" and self.packing is None:
+            raise SasimError("column combining needs alpha and gamma (or another pattern: nm:N:M, block:RxC, "
+                             "unstructured)", param="alpha")
+        if shape.kind != "combine" and self.packing is not None:
+            raise SasimError(f"alpha and gamma are column combining's; the pattern {self.pattern} takes sparsity "
+                             "(block, unstructured) or nothing (N:M)", param="alpha")
+        if self.sparsity is not None:
+            if shape.kind == "combine":
+                raise SasimError("column combining prunes only its conflicts; magnitude-prune first (sasim prune), "
+                                 "or choose the unstructured or block pattern for sparsity", param="sparsity")
+            if shape.fixed_density is not None:
+                raise SasimError("an N:M pattern sets its own sparsity (1 - N/M); leave sparsity out",
+                                 param="sparsity")
+            check_float("sparsity", self.sparsity, 0.0, 1.0, high_open=True)
+        check_optional_int("mux_fanin", self.mux_fanin, 1)
+        if Path(self.out).suffix != ".pt":
+            raise SasimError(f"out must be a .pt file, got {self.out}", param="out")
+        object.__setattr__(self, "tensors", tuple(self.tensors or ()))
+
+
+def combine(spec: Combine) -> dict:
     """Pack the LSTM matrices (or the named 2-D tensors) of a checkpoint and save a packed checkpoint.
 
-    ``pattern`` chooses the sparsity pattern (:class:`sasim.combine.patterns.Pattern`): ``combine`` (column
-    combining with ``alpha``, ``gamma``, ``rule``, ``policy``, ``section``, ``row_cap``), ``nm:N:M``,
-    ``block:RxC`` (prunes ``sparsity`` of the blocks) or ``unstructured`` (prunes ``sparsity`` of the weights).
-
-    With ``hw``, each tensor's statistics add ``tiles`` and ``tile_efficiency`` on that array, and
-    ``alpha`` may not exceed its ``mux_fanin``. The saved state_dict holds the pruned dense weights (so any loader can use it), a mask per
-    packed tensor, and the packed form (``<name>.packed_values/select/groups``); the metadata's
-    ``packing`` entry records the parameters and per-tensor statistics.
+    The saved state_dict holds the pruned dense weights under their original names (so any loader can use
+    it), a mask per packed tensor, and the packed form (``<name>.packed_values/select/groups``); the
+    metadata's ``packing`` entry records the parameters and per-tensor statistics.
 
     Returns
     -------
     dict
-        ``{"packing": parameters, "tensors": {name: statistics}}``.
+        ``{"source", "packing": parameters, "tensors": {name: statistics}}``.
     """
-    shape = Pattern.parse(pattern)
-    params = dict(alpha=alpha, gamma=gamma, rule=rule, policy=policy, section=section, row_cap=row_cap)
-    if shape.kind != "combine":
+    shape = Pattern.parse(spec.pattern)
+    path, out, tensors, sparsity = spec.weights, spec.out, spec.tensors, spec.sparsity or 0.0
+    if shape.kind == "combine":
+        grouping = spec.packing.grouping()
+        params = dict(grouping)
+    else:
         fixed = shape.fixed_density
         params = dict(pattern=shape.name, sparsity=sparsity if fixed is None else 1 - fixed)
-    elif sparsity:
-        raise SasimError("column combining prunes only its conflicts; magnitude-prune first (sasim prune), or "
-                         "choose the unstructured or block pattern for sparsity", param="sparsity")
+    hw = load_hw_config(spec.hw) if spec.hw else None
+    mux_fanin = spec.mux_fanin
     if hw is not None:
         mux_fanin = hw.array.mux_fanin if mux_fanin is None else min(mux_fanin, hw.array.mux_fanin)
     shape.check_fanin(mux_fanin)
@@ -77,7 +130,7 @@ def combine_checkpoint(path, out, alpha: int = 8, gamma: float = 0.5, rule: str 
         mats = [state[m].detach().float().numpy() for m in members]
         matrix = np.concatenate(mats, axis=1)
         if shape.kind == "combine":
-            packed = pack_matrix(matrix, alpha, gamma, rule, policy, section, row_cap, mux_fanin=mux_fanin)
+            packed = pack_matrix(matrix, **grouping, mux_fanin=mux_fanin)
         else:
             packed = shape.pack(matrix, sparsity)
         dense = packed.unpack()
@@ -99,7 +152,5 @@ def combine_checkpoint(path, out, alpha: int = 8, gamma: float = 0.5, rule: str 
     meta["packing"] = report
     model_config = raw.get("model_config", {}) if layout == "sasim" else {}
     vocab = raw.get("vocab", []) if layout == "sasim" else []
-    if Path(out).suffix != ".pt":
-        raise SasimError(f"out must be a .pt file, got {out}", param="out")
     save_checkpoint(out, new_state, model_config, vocab, **meta)
     return report

@@ -10,7 +10,8 @@ import torch
 from conftest import make_hw
 from helpers import write_corpus
 
-from sasim.api.combine import combine_checkpoint
+from sasim.api.combine import Combine, combine
+from sasim.api.simulate import Packing
 from sasim.lm.corpus import load_corpus
 from sasim.lm.loading import evaluate_model, load_language_model, with_array_weights
 from sasim.lm.presets import TrainConfig
@@ -49,7 +50,7 @@ def test_torch_path_equals_array_on_same_tokens(trained):
 def test_run_with_data_on_packed_checkpoint(trained, tmp_path):
     data, ckpt = trained
     packed = tmp_path / "packed.pt"
-    combine_checkpoint(ckpt, packed, alpha=4, gamma=1.0)
+    combine(Combine(weights=ckpt, out=packed, packing=Packing(alpha=4, gamma=1.0)))
     stored = stored_packings(load_lstm_workload(packed))
     fresh = pack_workload(load_lstm_workload(ckpt), None, alpha=4, gamma=1.0)
     assert [s.gates.groups() for s in stored] == [f.gates.groups() for f in fresh]

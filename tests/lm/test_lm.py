@@ -10,7 +10,7 @@ import torch
 from conftest import REPO, SHARED_DATA
 from helpers import write_corpus
 
-from sasim.api.evaluate import evaluate_checkpoint
+from sasim.api.evaluate import Evaluate, evaluate
 from sasim.errors import SasimError
 from sasim.lm.corpus import encode_with_vocab, load_corpus
 from sasim.lm.loading import load_language_model
@@ -58,7 +58,7 @@ def test_train_writes_safe_checkpoint_and_eval_matches(tiny_model):
     data, out = tiny_model
     raw = torch.load(out, weights_only=True)  # plain tensors and metadata only
     assert raw["format"] == "sasim-lm" and len(raw["train"]["curve"]) == 2
-    valid = evaluate_checkpoint(out, data, split="valid")
+    valid = evaluate(Evaluate(weights=out, data=data, split="valid"))
     assert math.isclose(valid["loss_nats"], raw["train"]["best_valid_loss"], rel_tol=1e-5)
     assert valid["bpc"] < math.log2(5)  # learnt something: better than uniform over 5 symbols
     res = subprocess.run([sys.executable, "-m", "sasim.cli", "eval", "--weights", str(out), "--data", str(data)],

@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import prune
 
-from sasim.api.evaluate import evaluate_checkpoint
+from sasim.api.evaluate import Evaluate, evaluate
 from sasim.lm.loading import load_language_model
 from sasim.workload.layer_packing import stored_packings
 from sasim.workload.lstm_weights import load_lstm_workload
@@ -40,8 +40,8 @@ def test_prune_packs_and_packed_eval_equals_dense_eval(dense, tmp_path):
     from sasim.workload.checkpoint import save_checkpoint
 
     save_checkpoint(plain, state, meta["model_config"], meta["vocab"], level=meta["level"])
-    a = evaluate_checkpoint(out, data, "test")["bpc"]
-    b = evaluate_checkpoint(plain, data, "test")["bpc"]
+    a = evaluate(Evaluate(weights=out, data=data, split="test"))["bpc"]
+    b = evaluate(Evaluate(weights=plain, data=data, split="test"))["bpc"]
     assert a == b and math.isclose(a, raw["prune"]["eval"]["test"], rel_tol=1e-9)
 
 
@@ -108,7 +108,7 @@ def test_a_compact_packed_checkpoint_loads_to_the_same_weights_and_eval(dense, t
     for a, b in zip(full.rnns, again.rnns):
         assert torch.equal(a.weight_ih_l0, b.weight_ih_l0) and torch.equal(a.weight_hh_l0, b.weight_hh_l0)
     assert stored_packings(load_lstm_workload(small)) is not None
-    assert evaluate_checkpoint(small, data, "valid")["bpc"] == evaluate_checkpoint(out, data, "valid")["bpc"]
+    assert evaluate(Evaluate(weights=small, data=data, split="valid"))["bpc"] == evaluate(Evaluate(weights=out, data=data, split="valid"))["bpc"]
 
 
 def test_rehearsal_equals_a_run_that_does_not_learn(dense):
@@ -165,7 +165,7 @@ def test_finetune_keeps_masks_and_groups_and_scores_the_saved_weights(dense, tmp
     assert moved  # it trained
     raw = torch.load(out, weights_only=True)
     tuned = raw["finetune"][-1]
-    assert tuned["eval"]["test"] == evaluate_checkpoint(out, data, "test")["bpc"]
+    assert tuned["eval"]["test"] == evaluate(Evaluate(weights=out, data=data, split="test"))["bpc"]
     assert raw["prune"]["eval"]["test"] != tuned["eval"]["test"]  # the prune record stays, the new score is beside it
     # a dense checkpoint is trained on with the same recipe (the control) and saved dense
     control = tmp_path / "control.pt"
@@ -175,8 +175,8 @@ def test_finetune_keeps_masks_and_groups_and_scores_the_saved_weights(dense, tmp
     assert res.returncode == 0 and "(dense)" in res.stdout, res.stderr[-3000:]
     raw = torch.load(control, weights_only=True)
     assert "packing" not in raw and raw["finetune"][-1]["density"] == {"layer0": 1.0, "layer1": 1.0}
-    assert raw["finetune"][-1]["eval"]["test"] == evaluate_checkpoint(control, data, "test")["bpc"]
-    assert raw["finetune"][-1]["eval"]["test"] != evaluate_checkpoint(ckpt, data, "test")["bpc"]  # it trained
+    assert raw["finetune"][-1]["eval"]["test"] == evaluate(Evaluate(weights=control, data=data, split="test"))["bpc"]
+    assert raw["finetune"][-1]["eval"]["test"] != evaluate(Evaluate(weights=ckpt, data=data, split="test"))["bpc"]  # it trained
 
 
 @pytest.mark.parametrize("pattern,flags", [("nm:2:4", ()), ("block:8x8", ("--target-sparsity", 0.5)),
@@ -204,4 +204,4 @@ def test_prune_with_another_pattern_keeps_its_structure_through_retraining(dense
         else:
             assert p.gates.max_group_size == 1 and abs(1 - np.count_nonzero(w) / w.size - 0.75) < 0.01
     data, _ = dense
-    assert evaluate_checkpoint(out, data, "test")["bpc"] == pytest.approx(raw["prune"]["eval"]["test"], rel=1e-9)
+    assert evaluate(Evaluate(weights=out, data=data, split="test"))["bpc"] == pytest.approx(raw["prune"]["eval"]["test"], rel=1e-9)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import make_hw
 
-from sasim.api.evaluate import evaluate_checkpoint
+from sasim.api.evaluate import Evaluate, evaluate
 from sasim.errors import SasimError
 from sasim.lm.loading import load_language_model
 from sasim.lm.model import LSTMLanguageModel, ModelConfig
@@ -100,7 +100,7 @@ def test_quantized_checkpoint_eval_equals_the_simulator_on_the_same_tokens(dense
     assert res.returncode == 0, res.stderr[-3000:]
     assert "quantization-aware" in res.stdout and "weight memory" in res.stdout
     printed = float(res.stdout.split("bpc ")[-1].split()[0])
-    evaluated = evaluate_checkpoint(out, data, split="valid")
+    evaluated = evaluate(Evaluate(weights=out, data=data, split="valid"))
     shown = subprocess.run([sys.executable, "-m", "sasim.cli", "eval", "--weights", str(out), "--data", str(data),
                             "--split", "valid"], capture_output=True, text=True, env=ENV)
     assert f"bpc {evaluated['bpc']:.4f}" in shown.stdout and "6-bit weights" in shown.stdout
@@ -153,13 +153,14 @@ def test_quantize_refuses_a_quantized_input_and_bad_bits(dense, tmp_path):
 def test_cost_of_a_width_by_hand(tmp_path):
     from conftest import sparse_lstm_checkpoint
 
-    from sasim.api.combine import combine_checkpoint
+    from sasim.api.combine import Combine, combine
+    from sasim.api.simulate import Packing
     from sasim.quant.cost import fixed_point_config, quantized_cost
 
     hw = make_hw(8, 8)
     ckpt = sparse_lstm_checkpoint(tmp_path / "s.pt", input_size=12, hidden=16, layers=1, density=0.2)
     packed = tmp_path / "p.pt"
-    combine_checkpoint(ckpt, packed, alpha=4, gamma=1.0)
+    combine(Combine(weights=ckpt, out=packed, packing=Packing(alpha=4, gamma=1.0)))
     from sasim.workload.layer_packing import stored_packings
     from sasim.workload.lstm_weights import load_lstm_workload
 
