@@ -7,7 +7,10 @@ Usage::
 
 Prints ratios measured in this one run. "Simulated PE-cycles" counts R x C PEs for every cycle of
 the simulated schedule (idle PEs included: the kernel advances all of them, skipping the idle ones
-cheaply). Single-threaded kernel, so the per-core figure is the figure.
+cheaply). Because a schedule that streams every other beat (bandwidth-limited output and input
+stationary) has half its PE-cycles idle, it also prints MACs per second (the product's useful MACs
+over the same time), the rate of the actual work. Single-threaded kernel, so the per-core figure is
+the figure.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def main() -> None:
     x = rng.standard_normal((args.m, args.k)).astype(np.float32)
     packed = PackedMatrix.from_dense(w)
     print(f"GEMM M={args.m} N={args.n} K={args.k} on {base.name}; single-threaded kernels, so per core")
-    rates = {}
+    rates, macs = {}, {}
     for flow in args.dataflows.split(","):
         hw = with_dataflow(base, flow)
         t = time.perf_counter()
@@ -67,8 +70,10 @@ def main() -> None:
         pe_cycles = hw.array.rows * hw.array.cols * res.counts.cycles
         rates[flow] = pe_cycles / cyc_s
         print(f"{hw.array.dataflow} ({res.counts.tiles:,} tiles); JIT compile or cache load {warm:.2f} s")
+        macs[flow] = res.counts.useful_macs / cyc_s
         print(f"  cycle-level, values, sasim timing:    {cyc_s:.3f} s for {res.counts.cycles:,} cycles "
-              f"= {pe_cycles / cyc_s:.3e} simulated PE-cycles/s")
+              f"= {pe_cycles / cyc_s:.3e} simulated PE-cycles/s, {macs[flow]:.3e} MACs/s "
+              f"({res.counts.useful_macs / pe_cycles:.0%} of PE-cycles busy)")
         print(f"  cycle-level, timing only:             {timing_s:.3f} s = {pe_cycles / timing_s:.3e} PE-cycles/s")
         print(f"  analytic:                             {ana_s * 1e3:.3f} ms (counts equal to cycle-level: True)")
         if args.with_scalesim:
@@ -87,6 +92,8 @@ def main() -> None:
     if "ws" in rates:
         print("per PE-cycle against weight stationary: " + ", ".join(
             f"{flow} {rate / rates['ws']:.2f}x" for flow, rate in rates.items()))
+        print("per MAC against weight stationary:      " + ", ".join(
+            f"{flow} {rate / macs['ws']:.2f}x" for flow, rate in macs.items()))
 
 
 if __name__ == "__main__":

@@ -125,16 +125,19 @@ def _fit(v, acc_limit, saturate):
 
 
 @njit
-def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_prefix, x, rows_n, R, C, nrt, nct, M,
-                    load_beats, interval, tile_cells, overlap, compute_values, out, acc_limit=0, saturate=True):
+def _simulate_tiles(values, select, lane_counts, lane_prefix, nz_prefix, mux_prefix, skewed, rows_n, R, C, nrt, nct,
+                    M, load_beats, interval, tile_cells, overlap, compute_values, out, acc_limit=0, saturate=True):
+    """Weight stationary: tile ``i`` holds weight rows ``rt*R ..`` and groups ``ct*C ..``; the ``M`` vectors stream
+    in at the bottom of every column. ``skewed[m + c, g * A + lane]`` (``c = g % C``, ``A`` lanes a group) is
+    vector ``m``'s value of group ``g``'s lane: what column ``c``'s delay line holds for row ``r`` at beat ``t``
+    is at ``skewed[d]``, ``d = t - issue - r`` (at interval 1), so the kernel reads it there, along a row."""
     ntiles = nrt * nct
-    A = group_cols.shape[1]
+    A = lane_counts.size and skewed.shape[1] // lane_counts.size  # lanes per group
     single_lane = A == 1
     counts, issue_start, load_end, retired_at, state = _schedule_state(ntiles)
-    # registers take the inputs' and the accumulator's number types: float32, or int64 holding fixed-point words
-    lane_buf = np.zeros((R, C, A), dtype=x.dtype)
+    # partial sums, double-buffered by beat parity: PE (r, c) adds to what PE (r, c-1) held a beat earlier.
+    # Registers take the accumulator's number type: float32, or int64 holding fixed-point words
     psum = np.zeros((R, C), dtype=out.dtype)
-    zero_in = x[0, 0] - x[0, 0]
     zero_acc = out[0, 0] - out[0, 0]
     first_live = 0
     t = 0
@@ -144,76 +147,79 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
             counts[WEIGHT_CELLS] += tile_cells[loaded]
             counts[LOADS] += 1
         next_issue = state[NEXT_ISSUE]
-        # 3. input injection at the bottom of every column
-        slot = t % R
+        # 3. input injection at the bottom of every column: column c takes vector (base - c) / k's lanes
         for i in range(first_live, next_issue):
-            ct = i % nct
+            col0 = (i % nct) * C
             k = interval[i]
-            for c in range(C):
-                d = t - issue_start[i] - c
-                if d < 0:
-                    break
-                if k == 1:
-                    if d >= M:
-                        continue
-                    m = d
-                else:
-                    if d % k != 0 or d // k >= M:
-                        continue
-                    m = d // k
-                g = ct * C + c
-                counts[INPUT_WORDS] += lane_counts[g]
-                if compute_values:
-                    for lane in range(A):
-                        col = group_cols[g, lane]
-                        lane_buf[slot, c, lane] = x[m, col] if col >= 0 else zero_in
-        # 4. datapath, oldest tile first; within a row, columns right to left so that each PE reads
-        #    its left neighbour's partial sum of the previous beat before that neighbour overwrites it
+            base = t - issue_start[i]
+            if k == 1:  # the columns taking a vector now are a run: count their lanes from prefix sums
+                hi = base if base < C - 1 else C - 1
+                lo = base - (M - 1)
+                if lo < 0:
+                    lo = 0
+                if lo <= hi:
+                    counts[INPUT_WORDS] += lane_prefix[col0 + hi + 1] - lane_prefix[col0 + lo]
+            else:
+                m, rem = _phase(base, k)
+                for c in range(min(C, base + 1)):
+                    if rem == 0 and m < M:
+                        counts[INPUT_WORDS] += lane_counts[col0 + c]
+                    m, rem = _phase_back(m, rem, k)
+        # 4. datapath, oldest tile first
         for i in range(first_live, next_issue):
             rt = i // nct
             col0 = (i % nct) * C
             k = interval[i]
             base = t - issue_start[i]
             span = (M - 1) * k
-            for r in range(R):
+            q_edge, rem_edge = _phase(C - 1, k)
+            m_d, rem = _phase(base, k)  # row r is d = base - r beats into the tile: vector m_d, rem past it
+            for r in range(min(R, base + 1)):
                 d = base - r
-                if d < 0:
-                    break
                 c_hi = d if d < C - 1 else C - 1
+                m_hi = 0  # the vector at column c_hi
+                if c_hi != d:
+                    m_hi = m_d - q_edge
+                    if k > 1:  # step down to the highest column with k dividing d - c
+                        j = rem_edge - rem
+                        if j < 0:
+                            j += k
+                            m_hi += 1
+                        c_hi -= j
                 c_lo = d - span
                 if c_lo < 0:
                     c_lo = 0
                 if c_lo > c_hi:
+                    m_d, rem = _phase_back(m_d, rem, k)
                     continue
                 row = rt * R + r
-                rslot = slot - r  # the delay-line slot holding what row r sees now: (t - r) mod R
-                if rslot < 0:
-                    rslot += R
                 if k == 1:
                     # every PE in [c_lo, c_hi] is active: count its useful MACs from prefix sums
                     counts[USEFUL_MACS] += nz_prefix[row, col0 + c_hi + 1] - nz_prefix[row, col0 + c_lo]
                     counts[MUX_MACS] += mux_prefix[row, col0 + c_hi + 1] - mux_prefix[row, col0 + c_lo]
                     if compute_values:
+                        # right to left, so that each PE reads its left neighbour's partial sum of the previous
+                        # beat before that neighbour overwrites it
                         c = c_hi
                         lo = c_lo if c_lo > 0 else 1
                         if single_lane:  # every group holds one column: the multiplexer always picks lane 0
                             while c >= lo:
-                                psum[r, c] = psum[r, c - 1] + values[row, col0 + c] * lane_buf[rslot, c, 0]
+                                psum[r, c] = psum[r, c - 1] + values[row, col0 + c] * skewed[d, col0 + c]
                                 c -= 1
                         else:
                             while c >= lo:
                                 col = col0 + c
-                                psum[r, c] = psum[r, c - 1] + values[row, col] * lane_buf[rslot, c, select[row, col]]
+                                psum[r, c] = psum[r, c - 1] + values[row, col] * skewed[d, col * A + select[row, col]]
                                 c -= 1
                         if c_lo == 0:
-                            psum[r, 0] = values[row, col0] * lane_buf[rslot, 0, select[row, col0]]
+                            psum[r, 0] = values[row, col0] * skewed[d, col0 * A + select[row, col0]]
                         if acc_limit > 0:  # fixed point: every partial sum must fit the accumulator
                             for c in range(c_lo, c_hi + 1):
                                 if psum[r, c] > acc_limit or psum[r, c] < -acc_limit - 1:
                                     counts[OVERFLOWS] += 1
                                     psum[r, c] = _fit(psum[r, c], acc_limit, saturate)
                 else:
-                    c_hi -= ((c_hi - d) % k + k) % k  # the highest column with (d - c) divisible by k
+                    m = m_hi
                     for c in range(c_hi, c_lo - 1, -k):
                         col = col0 + c
                         if values[row, col] != 0:
@@ -221,14 +227,15 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
                             if lane_counts[col] > 1:
                                 counts[MUX_MACS] += 1
                         if compute_values:
-                            acc = psum[r, c - 1] if c > 0 else zero_acc
-                            psum[r, c] = acc + values[row, col] * lane_buf[rslot, c, select[row, col]]
-                            if acc_limit > 0 and (psum[r, c] > acc_limit or psum[r, c] < -acc_limit - 1):
+                            a = psum[r, c - 1] if c > 0 else zero_acc
+                            a = a + values[row, col] * skewed[m + c, col * A + select[row, col]]
+                            if acc_limit > 0 and (a > acc_limit or a < -acc_limit - 1):
                                 counts[OVERFLOWS] += 1
-                                psum[r, c] = _fit(psum[r, c], acc_limit, saturate)
-                if c_hi == C - 1 and (k == 1 or (d - c_hi) % k == 0):
-                    # a result leaves the right edge into the output accumulator
-                    m = (d - c_hi) // k
+                                a = _fit(a, acc_limit, saturate)
+                            psum[r, c] = a
+                        m += 1
+                if c_hi == C - 1:  # a result leaves the right edge into the output accumulator
+                    m = m_hi
                     if row < rows_n:
                         counts[OUTPUT_WORDS] += 1
                         if compute_values:
@@ -238,6 +245,7 @@ def _simulate_tiles(values, select, group_cols, lane_counts, nz_prefix, mux_pref
                                 out[row, m] = _fit(out[row, m], acc_limit, saturate)
                     if r == R - 1 and m == M - 1:
                         retired_at[i] = t
+                m_d, rem = _phase_back(m_d, rem, k)
         first_live = _first_live(first_live, next_issue, retired_at)
         t += 1
     counts[BEATS] = t

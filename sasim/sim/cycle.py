@@ -30,11 +30,12 @@ def _padded(packed: PackedMatrix, tm: TileMap):
     lanes[:g] = packed.group_sizes
     # per-row prefix sums of nonzero cells (and of nonzero cells behind a multiplexer), so that the
     # kernel counts the useful MACs of a run of active PEs in O(1)
+    # (summed as int8 views of the boolean masks: numpy's bool-to-int64 cumsum is about 8x slower)
     nz = values != 0
     nz_prefix = np.zeros((npad, gpad + 1), dtype=np.int64)
-    np.cumsum(nz, axis=1, out=nz_prefix[:, 1:])
+    np.cumsum(nz.view(np.int8), axis=1, out=nz_prefix[:, 1:])
     mux_prefix = np.zeros((npad, gpad + 1), dtype=np.int64)
-    np.cumsum(nz & (lanes > 1)[None, :], axis=1, out=mux_prefix[:, 1:])
+    np.cumsum((nz & (lanes > 1)[None, :]).view(np.int8), axis=1, out=mux_prefix[:, 1:])
     return values, select, group_cols, lanes, nz_prefix, mux_prefix
 
 
@@ -99,7 +100,13 @@ def _check_steppable(packed: PackedMatrix, tm: TileMap, M: int, timing: str) -> 
     if beats > MAX_CYCLE_BEATS:
         raise SasimError(f"a cycle-level run would step {beats:,} beats (more than {MAX_CYCLE_BEATS:,}); use "
                          "--mode analytic, which gives the same counts in closed form")
-    held_words = M * packed.num_groups * max(packed.group_cols.shape[1], 1) if tm.dataflow == "input_stationary" else 0
+    lanes = max(packed.group_cols.shape[1], 1)
+    if tm.dataflow == "input_stationary":  # the lanes the PEs hold
+        held_words = M * packed.num_groups * lanes
+    elif tm.dataflow == "weight_stationary":  # the lanes and their skewed copy
+        held_words = (2 * M + tm.cols) * tm.col_tiles * tm.cols * lanes
+    else:
+        held_words = 0
     check_memory(cycle_memory_bytes(packed.shape, tm, M, held_words), "the cycle-level run",
                  "use --mode analytic, which needs no per-PE arrays, or a smaller batch")
 
@@ -113,7 +120,11 @@ def _run(packed: PackedMatrix, x: np.ndarray, out_dtype, tm: TileMap, M: int, ti
     if tm.dataflow == "weight_stationary":
         values, select, group_cols, lanes, nz_prefix, mux_prefix = _padded(packed, tm)
         out = np.zeros((values.shape[0], M if compute_values else 1), dtype=out_dtype)
-        args = (values, select, group_cols, lanes, nz_prefix, mux_prefix, x, n, tm.rows, tm.cols, tm.row_tiles,
+        lane_prefix = np.concatenate(([0], np.cumsum(lanes)))
+        lanes_per_group = group_cols.shape[1]
+        skewed = (_skewed_lanes(_held_lanes(x, group_cols), tm.cols) if compute_values
+                  else np.zeros((1, lanes.size * lanes_per_group), x.dtype))
+        args = (values, select, lanes, lane_prefix, nz_prefix, mux_prefix, skewed, n, tm.rows, tm.cols, tm.row_tiles,
                 tm.col_tiles, M)
 
         def kernel(load_beats, interval, values_on, out):
@@ -172,6 +183,17 @@ def _held_lanes(x: np.ndarray, group_cols: np.ndarray) -> np.ndarray:
     held = x[:, np.maximum(group_cols, 0)]
     held[:, group_cols < 0] = 0
     return held
+
+
+def _skewed_lanes(held: np.ndarray, C: int) -> np.ndarray:
+    """``held`` ``(M, G, A)`` skewed for the weight-stationary kernel, ``(M + C, G * A)``:
+    ``skewed[m + g % C, g * A + lane] = held[m, g, lane]``, so that the vectors a row of PEs sees in one beat
+    (vector ``d - c`` at column ``c``) lie along ``skewed[d]``."""
+    M, G, A = held.shape
+    skewed = np.zeros((M + C, G, A), dtype=held.dtype)
+    for c in range(min(C, G)):
+        skewed[c:c + M, c::C] = held[:, c::C]
+    return skewed.reshape(M + C, G * A)
 
 
 def simulate_fixed_point(packed: PackedMatrix, x: np.ndarray, tm: TileMap, M: int, acc_bits: int,
