@@ -8,7 +8,11 @@ bit-parallel, ``act_bits`` cycles bit-serial) and runs, every beat, in order:
 2. the loader: ``sasim`` timing loads the next tile into shadow registers as soon as the current
    tile has started (double buffering); ``scalesim`` timing only after the previous tile is done;
 3. injection: every edge port whose skewed slot is due takes the next streamed item into the first
-   PE of its delay line (a ring buffer: what entered at beat ``t`` is ``j`` PEs on at ``t + j``);
+   PE of its delay line (what entered at beat ``t`` is ``j`` PEs on at ``t + j``). Output stationary
+   keeps its delay lines as ring buffers (the weight ring reversed and doubled, so that a row reads it
+   contiguously); weight and input stationary read what a delay line would hold straight from a copy
+   of the inputs laid out for it (skewed along rows for weight stationary, gathered per group for
+   input stationary), which is the same value without copying it along every beat;
 4. the datapath: each active PE multiplies the weight by the input lane its select index names and
    adds it to the partial sum it holds or receives.
 
