@@ -244,9 +244,8 @@ def _cmd_combine(args) -> int:
     report = combine(Combine(weights=args.weights, out=args.out, pattern=pattern,
                              packing=Packing(**packing) if packing else None, sparsity=args.sparsity,
                              tensors=tuple(args.tensor or ()), mux_fanin=args.mux_fanin, hw=args.hw))
-    hw = args.hw
     for name, st in report["tensors"].items():
-        tiles = f", {st['tiles']} tiles on {st['hw']} (tile_efficiency {st['tile_efficiency']:.4f})" if hw else ""
+        tiles = f", {st['tiles']} tiles on {st['hw']} (tile_efficiency {st['tile_efficiency']:.4f})" if args.hw else ""
         print(f"{name}: {st['shape'][0]} x {st['shape'][1]} -> {st['groups']} groups, pruned_fraction "
               f"{st['pruned_fraction']:.4f}, packing_efficiency {st['packing_efficiency']:.4f}, "
               f"group sizes {st['group_sizes']}{tiles}")

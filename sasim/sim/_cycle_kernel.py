@@ -72,6 +72,18 @@ def _phase_back(q, rem, k):
 
 
 @njit_inline
+def _top_column(d, q, rem, k, C, q_edge, rem_edge):
+    """The highest active column of a row ``d = q*k + rem`` beats into its tile (items every ``k`` beats enter
+    column 0 and move one column a beat; ``C - 1 = q_edge*k + rem_edge``), and which item it holds; the
+    column may be below 0 when none is active."""
+    if d <= C - 1:
+        return d, 0
+    if rem_edge >= rem:  # k divides d - c first at c = C - 1 - (rem_edge - rem)
+        return C - 1 - (rem_edge - rem), q - q_edge
+    return C - 1 - (rem_edge - rem + k), q - q_edge + 1
+
+
+@njit_inline
 def _enter_cell(values, select, lane_counts, n, g, wbuf, sbuf, a, b, vectors, counts):
     """Weight cell ``(n, g)`` enters buffer slot ``[a, b]``; on its way across the tile it meets ``vectors``
     vectors, each a useful MAC when the weight is nonzero (behind a multiplexer when its group is wider than 1)."""
@@ -136,10 +148,10 @@ def _simulate_tiles(values, select, lane_counts, lane_prefix, nz_prefix, mux_pre
     vector ``m``'s value of group ``g``'s lane: what column ``c``'s delay line holds for row ``r`` at beat ``t``
     is at ``skewed[d]``, ``d = t - issue - r`` (at interval 1), so the kernel reads it there, along a row."""
     ntiles = nrt * nct
-    A = lane_counts.size and skewed.shape[1] // lane_counts.size  # lanes per group
+    A = skewed.shape[1] // max(lane_counts.size, 1)  # lanes per group
     single_lane = A == 1
     counts, issue_start, load_end, retired_at, state = _schedule_state(ntiles)
-    # partial sums, double-buffered by beat parity: PE (r, c) adds to what PE (r, c-1) held a beat earlier.
+    # partial sums, updated in place right to left: PE (r, c) adds to what PE (r, c-1) held a beat earlier.
     # Registers take the accumulator's number type: float32, or int64 holding fixed-point words
     psum = np.zeros((R, C), dtype=out.dtype)
     zero_acc = out[0, 0] - out[0, 0]
@@ -180,16 +192,7 @@ def _simulate_tiles(values, select, lane_counts, lane_prefix, nz_prefix, mux_pre
             m_d, rem = _phase(base, k)  # row r is d = base - r beats into the tile: vector m_d, rem past it
             for r in range(min(R, base + 1)):
                 d = base - r
-                c_hi = d if d < C - 1 else C - 1
-                m_hi = 0  # the vector at column c_hi
-                if c_hi != d:
-                    m_hi = m_d - q_edge
-                    if k > 1:  # step down to the highest column with k dividing d - c
-                        j = rem_edge - rem
-                        if j < 0:
-                            j += k
-                            m_hi += 1
-                        c_hi -= j
+                c_hi, m_hi = _top_column(d, m_d, rem, k, C, q_edge, rem_edge)  # and the vector there
                 c_lo = d - span
                 if c_lo < 0:
                     c_lo = 0
@@ -314,10 +317,7 @@ def _simulate_is_tiles(values, select, lane_counts, held, R, C, nrt, nct, M, loa
                 if compute_values and m < M:
                     # PE (r, c) meets weight row (d - c) / k when k divides d - c; a row past the last vector
                     # holds sums nobody reads (skipped), columns past the last group pass the partial sum on
-                    c_hi = d if d < C - 1 else C - 1
-                    if c_hi != d:  # c_hi = C - 1: step down to the highest column with k dividing d - c
-                        j = rem_edge - rem
-                        c_hi -= j + k if j < 0 else j
+                    c_hi = _top_column(d, n_d, rem, k, C, q_edge, rem_edge)[0]
                     c_lo = d - span
                     if c_lo < 0:
                         c_lo = 0

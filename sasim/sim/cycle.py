@@ -178,8 +178,9 @@ def _unpadded(packed: PackedMatrix):
 
 
 def _held_lanes(x: np.ndarray, group_cols: np.ndarray) -> np.ndarray:
-    """What input-stationary PEs hold, ``(M, G, lanes)``: input ``m``'s value of group ``g``'s lane (zero for an
-    empty lane), gathered once instead of through the group's columns at every MAC."""
+    """Every input's lanes, ``(M, G, lanes)``: input ``m``'s value of group ``g``'s lane (zero for an empty lane),
+    gathered once instead of through the group's columns at every MAC. Input-stationary PEs hold these; the
+    weight-stationary kernel reads them skewed (:func:`_skewed_lanes`)."""
     held = x[:, np.maximum(group_cols, 0)]
     held[:, group_cols < 0] = 0
     return held

@@ -173,7 +173,7 @@ def _ceil_counts(what: str, values: np.ndarray) -> np.ndarray:
 def cycle_memory_bytes(shape, tm: TileMap, M: int, held_words: int = 0) -> int:
     """Bytes the cycle-level run of an ``N x K`` matrix mapped as ``tm`` allocates, at most: the padded weights,
     select indices and nonzero prefix sums (21 bytes a cell), the inputs and the outputs (8 bytes a word), and
-    ``held_words`` more words (input stationary: every input's lanes, as the PEs hold them)."""
+    ``held_words`` more words (the dataflow's own copies of the inputs' lanes, which its caller sizes)."""
     n, k = shape
     cells = (n + tm.rows) * (k + tm.cols + 1)
     return 21 * cells + 8 * (M + tm.rows + tm.cols) * (n + k + tm.rows) + 8 * held_words
